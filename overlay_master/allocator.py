@@ -1,0 +1,454 @@
+"""The allocator: a pure, deterministic state machine (state + command -> result).
+
+Design notes
+------------
+* Purity. No I/O, clock, randomness, logging or pysyncobj here. The same command sequence gives the
+  same state on every replica, on any machine and any ``PYTHONHASHSEED``: all containers are
+  insertion-ordered dicts, lists and deques of ints and strings; nothing iterates a set.
+* Never raises. An exception inside a replicated method makes every replica re-apply the same entry
+  forever, so ``ClusterState.apply`` validates commands up front and answers ``Rejected(reason)``.
+  A last-resort guard turns an unexpected bug into ``Rejected("internal_error")``; because apply is
+  deterministic, every replica takes the same path and they stay identical.
+* Commands are plain data (dicts of str/int/bool/list), built by the functions at the bottom. Plain
+  data pickles the same forever; our classes may move between modules.
+* The network config itself is a command (``configure``). Replicas must allocate from the *same*
+  config or they diverge, so the config lives in the log, and a config that drops or changes an
+  existing network is rejected there (the recovery guard in ``node`` checks the same rule before
+  proposing, so an operator gets a clear message instead of a rejected entry).
+* Allocation semantics follow DC/OS (reference sections 1.3-1.4): agent identity is its IP; the VTEP
+  is the lowest free address of ``vtep_subnet`` and the MAC is derived from it; each enabled
+  overlay gives the agent a ``/prefix`` block, halved into the Mesos (lower) and Docker (upper)
+  bridges; re-registering returns the same allocation and only adds missing overlays. Ours differs
+  where DC/OS hurt users: freed slots are reused last (see ``pool``), an agent that comes back gets
+  its previous blocks if still free, nothing leaks when IPv6 allocation fails after IPv4, a VTEP is
+  reserved even for an agent with no overlays, and exhaustion is reported with a reason.
+* ``revision`` counts state changes. It advances exactly once per command that changes the state,
+  in log order, so the same revision means the same state on every replica. Each agent record
+  carries the revision of its last change; commands that change nothing do not advance it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from overlay_master import addressing
+from overlay_master.errors import ConfigError
+from overlay_master.network import NetworkConfig, OverlayConfig, parse_network
+from overlay_master.pool import Pool
+
+STATUSES = ("STATUS_OK", "STATUS_FAILED", "STATUS_CONFIGURING")
+MAX_DEPARTED = 65536  # remembered allocations of deleted agents (for "come back, get the same")
+MAX_ERROR_TEXT = 2000
+
+# -- values ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgentOverlay:
+    """One overlay on one agent: its block(s), which bridges it asked for, the reported status."""
+
+    name: str
+    block: int | None  # slot in the overlay's IPv4 block pool
+    block6: int | None
+    subnet: str | None  # the block as text, e.g. "9.0.0.64/26"
+    subnet6: str | None
+    mesos_bridge: bool
+    docker_bridge: bool
+    status: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class AgentRecord:
+    """Everything allocated to one agent. Immutable: a change makes a new record."""
+
+    ip: str
+    vtep: int  # slot in the VTEP pool
+    vtep6: int | None
+    vtep_ip: str  # "44.128.0.1/20"
+    vtep_ip6: str | None
+    vtep_mac: str  # "70:b3:d5:80:00:01"
+    overlays: tuple[AgentOverlay, ...]
+    skipped: tuple[tuple[str, str], ...]  # (overlay name, reason) not allocated for this agent
+    revision: int
+
+    def overlay(self, name: str) -> AgentOverlay | None:
+        for overlay in self.overlays:
+            if overlay.name == name:
+                return overlay
+        return None
+
+
+@dataclass(frozen=True)
+class Departed:
+    """What a deleted agent held, so that it can get the same back if it returns while free."""
+
+    vtep: int
+    vtep6: int | None
+    blocks: tuple[tuple[str, int | None, int | None], ...]
+
+
+# -- results --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """The command was not applied. ``reason`` is machine-readable, ``message`` is for people."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Configured:
+    revision: int
+    changed: bool
+    added: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Registered:
+    agent: AgentRecord
+    revision: int
+    changed: bool
+
+
+@dataclass(frozen=True)
+class Deleted:
+    ips: tuple[str, ...]
+    revision: int
+
+
+@dataclass(frozen=True)
+class StatusRecorded:
+    agent: AgentRecord
+    revision: int
+    changed: bool
+
+
+@dataclass(frozen=True)
+class Synced:
+    """Answer to a barrier: the revision at this point of the log."""
+
+    revision: int
+
+
+Result = Rejected | Configured | Registered | Deleted | StatusRecorded | Synced
+
+
+# -- commands (plain data) ------------------------------------------------------------------------
+
+
+def configure(network: Mapping[str, Any]) -> dict[str, Any]:
+    return {"op": "configure", "network": dict(network)}
+
+
+def register(ip: str, mesos_bridge: bool = True, docker_bridge: bool = True) -> dict[str, Any]:
+    return {"op": "register", "ip": ip, "mesos_bridge": mesos_bridge, "docker_bridge": docker_bridge}
+
+
+def delete(ips: Iterable[str]) -> dict[str, Any]:
+    return {"op": "delete", "ips": list(ips)}
+
+
+def report_status(ip: str, overlays: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """``overlays``: ``{"name": ..., "status": "STATUS_OK"|..., "error": optional text}``."""
+    return {"op": "status", "ip": ip, "overlays": [dict(o) for o in overlays]}
+
+
+def barrier() -> dict[str, Any]:
+    return {"op": "barrier"}
+
+
+# -- the state machine ----------------------------------------------------------------------------
+
+
+class ClusterState:
+    """The replicated state. Mutated only through ``apply``."""
+
+    def __init__(self) -> None:
+        self.network: NetworkConfig | None = None
+        self.revision = 0
+        self.agents: dict[str, AgentRecord] = {}
+        self.vteps: Pool | None = None
+        self.vteps6: Pool | None = None
+        self.blocks: dict[str, Pool] = {}
+        self.blocks6: dict[str, Pool] = {}
+        self.departed: dict[str, Departed] = {}
+
+    def apply(self, command: object) -> Result:
+        """Apply one command. Never raises."""
+        try:
+            return self._dispatch(command)
+        except Exception as e:  # last resort: raising here would wedge every replica
+            return Rejected("internal_error", f"{type(e).__name__}: {e}")
+
+    def _dispatch(self, command: object) -> Result:
+        if not isinstance(command, dict):
+            return Rejected("bad_command", f"a command must be a mapping, got {type(command).__name__}")
+        op = command.get("op")
+        if op == "barrier":
+            return Synced(self.revision)
+        if op == "configure":
+            return self._configure(command.get("network"))
+        if self.network is None:
+            return Rejected("not_configured", "no network config has been committed yet")
+        if op == "register":
+            return self._register(command)
+        if op == "delete":
+            return self._delete(command.get("ips"))
+        if op == "status":
+            return self._status(command)
+        return Rejected("bad_command", f"unknown op {op!r}")
+
+    # -- configure --------------------------------------------------------------------------------
+
+    def _configure(self, plain: object) -> Result:
+        try:
+            new = parse_network(plain, source="configure command")
+        except ConfigError as e:
+            return Rejected("invalid_config", str(e))
+        if self.network is not None:
+            problems = compatibility_problems(self.network, new)
+            if problems:
+                return Rejected("network_changed", "; ".join(problems))
+        old = self.network
+        if old == new:
+            return Configured(self.revision, changed=False, added=())
+        added = tuple(o.name for o in new.overlays if old is None or old.overlay(o.name) is None)
+        self.network = new
+        if self.vteps is None:
+            self.vteps = Pool(addressing.vtep_pool_size(new.vtep_subnet))
+        if self.vteps6 is None and new.vtep_subnet6 is not None:
+            self.vteps6 = Pool(addressing.vtep_pool_size(new.vtep_subnet6))
+        for overlay in new.overlays:
+            if overlay.subnet is not None and overlay.prefix is not None:
+                size = addressing.block_pool_size(overlay.subnet, overlay.prefix)
+                self.blocks.setdefault(overlay.name, Pool(size))
+            if overlay.subnet6 is not None and overlay.prefix6 is not None:
+                size6 = addressing.block_pool_size(overlay.subnet6, overlay.prefix6)
+                self.blocks6.setdefault(overlay.name, Pool(size6))
+        self.revision += 1
+        return Configured(self.revision, changed=True, added=added)
+
+    # -- register ---------------------------------------------------------------------------------
+
+    def _register(self, command: dict[str, Any]) -> Result:
+        ip = _canonical_ipv4(command.get("ip"))
+        if ip is None:
+            return Rejected("invalid_ip", f"agent ip {command.get('ip')!r} is not an IPv4 address")
+        mesos, docker = command.get("mesos_bridge", True), command.get("docker_bridge", True)
+        if not isinstance(mesos, bool) or not isinstance(docker, bool):
+            return Rejected("bad_command", "mesos_bridge and docker_bridge must be booleans")
+        assert self.network is not None and self.vteps is not None
+        existing = self.agents.get(ip)
+        departed = self.departed.get(ip) if existing is None else None
+        want_vtep = departed.vtep if departed else None
+        want_vtep6 = departed.vtep6 if departed else None
+        if existing is None and not self.vteps.can_take(want_vtep):
+            return Rejected("vtep_exhausted", f"no free VTEP address left in {self.network.vtep_subnet}")
+        needs_vtep6 = self.vteps6 is not None and (existing is None or existing.vtep6 is None)
+        if needs_vtep6 and self.vteps6 is not None and not self.vteps6.can_take(want_vtep6):
+            return Rejected(
+                "vtep6_exhausted", f"no free IPv6 VTEP address left in {self.network.vtep_subnet6}"
+            )
+        if existing is None:
+            vtep = self.vteps.take(want_vtep)
+            assert vtep is not None
+            record = self._new_record(ip, vtep)
+        else:
+            record = existing
+        if needs_vtep6 and self.vteps6 is not None and self.network.vtep_subnet6 is not None:
+            vtep6 = self.vteps6.take(want_vtep6)
+            assert vtep6 is not None
+            record = replace(
+                record,
+                vtep6=vtep6,
+                vtep_ip6=addressing.vtep_interface(self.network.vtep_subnet6, vtep6),
+            )
+        record = self._add_missing_overlays(record, departed, mesos, docker)
+        if record == existing:
+            return Registered(existing, self.revision, changed=False)
+        self.revision += 1
+        record = replace(record, revision=self.revision)
+        self.agents[ip] = record
+        self.departed.pop(ip, None)
+        return Registered(record, self.revision, changed=True)
+
+    def _new_record(self, ip: str, vtep: int) -> AgentRecord:
+        assert self.network is not None
+        address = addressing.vtep_address(self.network.vtep_subnet, vtep)
+        assert isinstance(address, ipaddress.IPv4Address)
+        return AgentRecord(
+            ip=ip,
+            vtep=vtep,
+            vtep6=None,
+            vtep_ip=addressing.vtep_interface(self.network.vtep_subnet, vtep),
+            vtep_ip6=None,
+            vtep_mac=addressing.vtep_mac(self.network.vtep_mac_oui, address),
+            overlays=(),
+            skipped=(),
+            revision=0,
+        )
+
+    def _add_missing_overlays(
+        self, record: AgentRecord, departed: Departed | None, mesos: bool, docker: bool
+    ) -> AgentRecord:
+        assert self.network is not None
+        previous = {name: (b, b6) for name, b, b6 in departed.blocks} if departed else {}
+        overlays = list(record.overlays)
+        skipped: list[tuple[str, str]] = []
+        for config in self.network.overlays:
+            if not config.enabled or record.overlay(config.name) is not None:
+                continue
+            want, want6 = previous.get(config.name, (None, None))
+            allocated = self._allocate_blocks(config, want, want6)
+            if isinstance(allocated, str):
+                skipped.append((config.name, allocated))
+                continue
+            block, block6 = allocated
+            overlays.append(self._agent_overlay(config, block, block6, mesos, docker))
+        return replace(record, overlays=tuple(overlays), skipped=tuple(skipped))
+
+    def _allocate_blocks(
+        self, config: OverlayConfig, want: int | None, want6: int | None
+    ) -> tuple[int | None, int | None] | str:
+        """Both families or neither (DC/OS leaked the IPv4 block when IPv6 then failed)."""
+        pool, pool6 = self.blocks.get(config.name), self.blocks6.get(config.name)
+        if pool is not None and not pool.can_take(want):
+            return "subnet_exhausted"
+        if pool6 is not None and not pool6.can_take(want6):
+            return "subnet6_exhausted"
+        block = pool.take(want) if pool is not None else None
+        block6 = pool6.take(want6) if pool6 is not None else None
+        return block, block6
+
+    def _agent_overlay(
+        self, config: OverlayConfig, block: int | None, block6: int | None, mesos: bool, docker: bool
+    ) -> AgentOverlay:
+        subnet = subnet6 = None
+        if block is not None and config.subnet is not None and config.prefix is not None:
+            subnet = str(addressing.block(config.subnet, config.prefix, block))
+        if block6 is not None and config.subnet6 is not None and config.prefix6 is not None:
+            subnet6 = str(addressing.block(config.subnet6, config.prefix6, block6))
+        return AgentOverlay(config.name, block, block6, subnet, subnet6, mesos, docker)
+
+    # -- delete -----------------------------------------------------------------------------------
+
+    def _delete(self, ips: object) -> Result:
+        if not isinstance(ips, list) or not all(isinstance(ip, str) for ip in ips):
+            return Rejected("bad_command", "delete needs a list of agent IPs")
+        canonical = []
+        for raw in ips:
+            ip = _canonical_ipv4(raw)
+            if ip is None:
+                return Rejected("invalid_ip", f"agent ip {raw!r} is not an IPv4 address")
+            canonical.append(ip)
+        deleted: list[str] = []
+        for ip in dict.fromkeys(canonical):  # each agent once, in the order given
+            record = self.agents.pop(ip, None)
+            if record is not None:
+                self._release(record)
+                deleted.append(ip)
+        if not deleted:
+            return Deleted((), self.revision)
+        self.revision += 1
+        return Deleted(tuple(deleted), self.revision)
+
+    def _release(self, record: AgentRecord) -> None:
+        """Free each slot exactly once (DC/OS freed a shared v4/v6 VTEP twice and crashed)."""
+        assert self.vteps is not None
+        self.vteps.release(record.vtep)
+        if record.vtep6 is not None and self.vteps6 is not None:
+            self.vteps6.release(record.vtep6)
+        for overlay in record.overlays:
+            pool, pool6 = self.blocks.get(overlay.name), self.blocks6.get(overlay.name)
+            if overlay.block is not None and pool is not None:
+                pool.release(overlay.block)
+            if overlay.block6 is not None and pool6 is not None:
+                pool6.release(overlay.block6)
+        blocks = tuple((o.name, o.block, o.block6) for o in record.overlays)
+        self.departed.pop(record.ip, None)
+        self.departed[record.ip] = Departed(record.vtep, record.vtep6, blocks)
+        while len(self.departed) > MAX_DEPARTED:
+            del self.departed[next(iter(self.departed))]
+
+    # -- status -----------------------------------------------------------------------------------
+
+    def _status(self, command: dict[str, Any]) -> Result:
+        ip = _canonical_ipv4(command.get("ip"))
+        record = self.agents.get(ip) if ip is not None else None
+        if record is None:
+            return Rejected("unknown_agent", f"agent {command.get('ip')!r} is not registered")
+        reports = command.get("overlays")
+        if not isinstance(reports, list):
+            return Rejected("bad_command", "status needs a list of overlay reports")
+        updates: dict[str, tuple[str, str | None]] = {}
+        for report in reports:
+            problem = _check_report(report, record)
+            if problem is not None:
+                return problem
+            error = report.get("error") or None
+            updates[report["name"]] = (report["status"], error[:MAX_ERROR_TEXT] if error else None)
+        overlays = tuple(
+            replace(o, status=updates[o.name][0], error=updates[o.name][1])
+            if o.name in updates
+            else o
+            for o in record.overlays
+        )
+        if overlays == record.overlays:
+            return StatusRecorded(record, self.revision, changed=False)
+        self.revision += 1
+        record = replace(record, overlays=overlays, revision=self.revision)
+        self.agents[record.ip] = record
+        return StatusRecorded(record, self.revision, changed=True)
+
+
+def _check_report(report: object, record: AgentRecord) -> Rejected | None:
+    if not isinstance(report, dict):
+        return Rejected("bad_command", "each overlay report must be a mapping")
+    name, status, error = report.get("name"), report.get("status"), report.get("error")
+    if not isinstance(name, str) or record.overlay(name) is None:
+        return Rejected("unknown_overlay", f"agent {record.ip} has no overlay {name!r}")
+    if status not in STATUSES:
+        return Rejected("bad_status", f"status {status!r} is not one of {', '.join(STATUSES)}")
+    if error is not None and not isinstance(error, str):
+        return Rejected("bad_command", "error must be a string")
+    return None
+
+
+def compatibility_problems(old: NetworkConfig, new: NetworkConfig) -> list[str]:
+    """Why ``new`` cannot replace ``old`` without invalidating allocations (empty: it can).
+
+    Allowed: adding overlays, enabling/disabling overlays, adding ``vtep_subnet6``, changing
+    ``vtep_mtu``. Everything that existing allocations were carved from must stay as it is.
+    """
+    problems: list[str] = []
+    if old.vtep_subnet != new.vtep_subnet:
+        problems.append(f"vtep_subnet changed from {old.vtep_subnet} to {new.vtep_subnet}")
+    if old.vtep_subnet6 is not None and old.vtep_subnet6 != new.vtep_subnet6:
+        problems.append(f"vtep_subnet6 changed from {old.vtep_subnet6} to {new.vtep_subnet6}")
+    if old.vtep_mac_oui.lower() != new.vtep_mac_oui.lower():
+        problems.append(f"vtep_mac_oui changed from {old.vtep_mac_oui} to {new.vtep_mac_oui}")
+    for overlay in old.overlays:
+        now = new.overlay(overlay.name)
+        if now is None:
+            problems.append(f"overlay '{overlay.name}' is in the log but no longer in the config")
+            continue
+        for key in ("subnet", "prefix", "subnet6", "prefix6"):
+            before, after = getattr(overlay, key), getattr(now, key)
+            if before != after:
+                problems.append(f"overlay '{overlay.name}' {key} changed from {before} to {after}")
+    return problems
+
+
+def _canonical_ipv4(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        return None
