@@ -147,7 +147,12 @@ def configure(network: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def register(ip: str, mesos_bridge: bool = True, docker_bridge: bool = True) -> dict[str, Any]:
-    return {"op": "register", "ip": ip, "mesos_bridge": mesos_bridge, "docker_bridge": docker_bridge}
+    return {
+        "op": "register",
+        "ip": ip,
+        "mesos_bridge": mesos_bridge,
+        "docker_bridge": docker_bridge,
+    }
 
 
 def delete(ips: Iterable[str]) -> dict[str, Any]:
@@ -179,16 +184,39 @@ class ClusterState:
         self.blocks6: dict[str, Pool] = {}
         self.departed: dict[str, Departed] = {}
 
+    def canonical(self) -> tuple[Any, ...]:
+        """Plain data equal on two replicas exactly when their states are the same.
+
+        Pickled bytes are not a reliable comparison (pickle's memo depends on object identity);
+        this is. Used by tests and by the chaos checker to compare replicas.
+        """
+
+        def pools(p: dict[str, Pool]) -> tuple[Any, ...]:
+            return tuple((name, pool.canonical()) for name, pool in p.items())
+
+        return (
+            self.network,
+            self.revision,
+            tuple(self.agents.values()),
+            self.vteps.canonical() if self.vteps else None,
+            self.vteps6.canonical() if self.vteps6 else None,
+            pools(self.blocks),
+            pools(self.blocks6),
+            tuple(self.departed.items()),
+        )
+
     def apply(self, command: object) -> Result:
         """Apply one command. Never raises."""
         try:
             return self._dispatch(command)
-        except Exception as e:  # last resort: raising here would wedge every replica
+        except Exception as e:  # noqa: BLE001 -- raising here would wedge every replica
             return Rejected("internal_error", f"{type(e).__name__}: {e}")
 
     def _dispatch(self, command: object) -> Result:
         if not isinstance(command, dict):
-            return Rejected("bad_command", f"a command must be a mapping, got {type(command).__name__}")
+            return Rejected(
+                "bad_command", f"a command must be a mapping, got {type(command).__name__}"
+            )
         op = command.get("op")
         if op == "barrier":
             return Synced(self.revision)
@@ -249,7 +277,9 @@ class ClusterState:
         want_vtep = departed.vtep if departed else None
         want_vtep6 = departed.vtep6 if departed else None
         if existing is None and not self.vteps.can_take(want_vtep):
-            return Rejected("vtep_exhausted", f"no free VTEP address left in {self.network.vtep_subnet}")
+            return Rejected(
+                "vtep_exhausted", f"no free VTEP address left in {self.network.vtep_subnet}"
+            )
         needs_vtep6 = self.vteps6 is not None and (existing is None or existing.vtep6 is None)
         if needs_vtep6 and self.vteps6 is not None and not self.vteps6.can_take(want_vtep6):
             return Rejected(
@@ -327,7 +357,12 @@ class ClusterState:
         return block, block6
 
     def _agent_overlay(
-        self, config: OverlayConfig, block: int | None, block6: int | None, mesos: bool, docker: bool
+        self,
+        config: OverlayConfig,
+        block: int | None,
+        block6: int | None,
+        mesos: bool,
+        docker: bool,
     ) -> AgentOverlay:
         subnet = subnet6 = None
         if block is not None and config.subnet is not None and config.prefix is not None:

@@ -71,5 +71,10 @@ class Pool:
         if len(self._queue) > 2 * len(self._released) + 64:
             self._compact()
 
+    def canonical(self) -> tuple[int, int, tuple[int, ...]]:
+        """Plain data that is equal exactly when two pools will behave the same from now on."""
+        released = sorted(self._released, key=self._released.__getitem__)
+        return (self.size, self.next_fresh, tuple(released))
+
     def _compact(self) -> None:
         self._queue = deque(pair for pair in self._queue if self._released.get(pair[1]) == pair[0])

@@ -1,0 +1,2 @@
+"""The overlay agent: registers with the masters, follows the cluster state and makes the kernel
+of one network namespace match it (VXLAN device, bridges, neighbours, FDB, routes, NAT, CNI)."""
