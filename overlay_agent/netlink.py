@@ -1,0 +1,399 @@
+"""The only module that talks netlink (pyroute2): ``Kernel.observe()`` and ``Kernel.apply(op)``.
+
+A ``Kernel`` programs one network namespace (``--netns``) or, without one, the namespace the
+agent runs in. It is not thread-safe: the reconciler drives it from a single worker thread (which
+also lets the sysctl helpers switch that thread into the namespace and back).
+Only named errno values are tolerated, each where a repeated operation is harmless (deleting what
+is already gone, adding an address that is already there).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from pathlib import Path
+from typing import Any
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from overlay_agent.desired import VTEP_NAME
+from overlay_agent.errors import KernelError
+from overlay_agent.observed import (
+    OWNER_ALIAS,
+    ROUTE_PROTO,
+    ObservedLink,
+    ObservedNeighbour,
+    ObservedNet,
+    ObservedRoute,
+    VxlanParams,
+)
+from overlay_agent.plan import (
+    AddAddress,
+    CreateBridge,
+    CreateVtep,
+    DeleteAddress,
+    DeleteFdb,
+    DeleteLink,
+    DeleteNeighbour,
+    DeleteRoute,
+    EnableForwarding,
+    Operation,
+    ReplaceFdb,
+    ReplaceNeighbour,
+    ReplaceRoute,
+    SetLink,
+)
+
+NETNS_DIR = Path("/run/netns")
+MAIN_TABLE = 254
+IFF_UP = 0x1
+NUD_PERMANENT = 0x80
+NUD_NOARP = 0x40
+NTF_SELF = 0x02
+CLONE_NEWNET = 0x40000000
+FORWARDING = "/proc/sys/net/ipv4/ip_forward"
+
+
+class Kernel:
+    """Observe and change the objects the agent owns in one namespace."""
+
+    def __init__(self, netns: str | None, underlay_ip: IPv4Address) -> None:
+        if netns is not None and not (NETNS_DIR / netns).exists():
+            # IPRoute(netns=...) would silently create a missing namespace: refuse instead.
+            raise KernelError(f"network namespace {netns!r} does not exist")
+        self.netns = netns
+        self.underlay_ip = underlay_ip
+        self.writes = 0
+        try:
+            self._ipr = IPRoute(netns=netns) if netns else IPRoute()
+        except OSError as e:
+            raise KernelError(f"opening netlink in namespace {netns!r}") from e
+
+    def close(self) -> None:
+        self._ipr.close()
+
+    # -- observe -----------------------------------------------------------------------------
+
+    def observe(self) -> ObservedNet:
+        try:
+            return self._observe()
+        except (NetlinkError, OSError) as e:
+            raise KernelError(f"observing namespace {self.netns or '(own)'}") from e
+
+    def _observe(self) -> ObservedNet:
+        addresses = self._addresses()
+        links = [self._link(raw, addresses) for raw in self._ipr.get_links()]
+        vtep = next((li for li in links if li.name == VTEP_NAME), None)
+        bridges = frozenset(
+            li for li in links if li.kind == "bridge" and li.name[:2] in ("m-", "d-")
+        )
+        underlay = next(
+            (li for li in links if any(self.underlay_ip == a.ip for a in li.addresses)), None
+        )
+        return ObservedNet(
+            vtep=vtep,
+            bridges=bridges,
+            neighbours=self._neighbours(vtep.index) if vtep else frozenset(),
+            fdb=self._fdb(vtep.index) if vtep else frozenset(),
+            routes=self._routes(),
+            forwarding=self._read_sysctl(FORWARDING) == "1",
+            underlay_mtu=underlay.mtu if underlay else None,
+        )
+
+    def _addresses(self) -> dict[int, set[IPv4Interface]]:
+        found: dict[int, set[IPv4Interface]] = {}
+        for raw in self._ipr.get_addr(family=socket.AF_INET):
+            local = raw.get("IFA_LOCAL") or raw.get("IFA_ADDRESS")
+            if local:
+                found.setdefault(raw["index"], set()).add(
+                    IPv4Interface(f"{local}/{raw['prefixlen']}")
+                )
+        return found
+
+    @staticmethod
+    def _link(raw: Any, addresses: dict[int, set[IPv4Interface]]) -> ObservedLink:
+        info = raw.get("IFLA_LINKINFO")
+        kind = (info.get("IFLA_INFO_KIND") if info else None) or ""
+        vxlan = None
+        if kind == "vxlan":
+            data = info.get("IFLA_INFO_DATA")
+            vxlan = VxlanParams(
+                vni=int(data.get("IFLA_VXLAN_ID") or 0),
+                port=int(data.get("IFLA_VXLAN_PORT") or 0),
+                learning=bool(data.get("IFLA_VXLAN_LEARNING")),
+            )
+        return ObservedLink(
+            name=raw.get("IFLA_IFNAME"),
+            index=raw["index"],
+            kind=kind,
+            up=bool(raw["flags"] & IFF_UP),
+            mtu=int(raw.get("IFLA_MTU") or 0),
+            mac=str(raw.get("IFLA_ADDRESS") or "").lower(),
+            owned=raw.get("IFLA_IFALIAS") == OWNER_ALIAS,
+            addresses=frozenset(addresses.get(raw["index"], set())),
+            vxlan=vxlan,
+        )
+
+    def _neighbours(self, index: int) -> frozenset[ObservedNeighbour]:
+        return frozenset(
+            ObservedNeighbour(
+                ip=IPv4Address(raw.get("NDA_DST")),
+                mac=str(raw.get("NDA_LLADDR") or "").lower(),
+                permanent=bool(raw["state"] & NUD_PERMANENT),
+            )
+            for raw in self._ipr.neigh("dump", ifindex=index, family=socket.AF_INET)
+            if raw["ifindex"] == index and raw.get("NDA_DST")
+        )
+
+    def _fdb(self, index: int) -> frozenset[tuple[str, IPv4Address]]:
+        return frozenset(
+            (str(raw.get("NDA_LLADDR")).lower(), IPv4Address(raw.get("NDA_DST")))
+            for raw in self._ipr.fdb("dump", ifindex=index)
+            if raw["ifindex"] == index
+            and raw["flags"] & NTF_SELF
+            and raw.get("NDA_DST")
+            and ":" not in str(raw.get("NDA_DST"))
+        )
+
+    def _routes(self) -> frozenset[ObservedRoute]:
+        routes = set()
+        for raw in self._ipr.route("dump", family=socket.AF_INET):
+            table = raw.get("RTA_TABLE") or raw["table"]
+            if raw["proto"] != ROUTE_PROTO or table != MAIN_TABLE:
+                continue
+            dst = IPv4Network(f"{raw.get('RTA_DST') or '0.0.0.0'}/{raw['dst_len']}")
+            gateway = raw.get("RTA_GATEWAY")
+            routes.add(
+                ObservedRoute(dst, IPv4Address(gateway) if gateway else None, raw.get("RTA_OIF"))
+            )
+        return frozenset(routes)
+
+    # -- apply -------------------------------------------------------------------------------
+
+    def apply(self, op: Operation) -> None:
+        """Apply one operation; raise ``KernelError`` naming it if the kernel refuses."""
+        try:
+            self._apply(op)
+        except NetlinkError as e:
+            raise KernelError(f"{_describe(op)}: {e}") from e
+        except OSError as e:
+            raise KernelError(f"{_describe(op)}: {e}") from e
+
+    def _apply(self, op: Operation) -> None:
+        handlers: dict[type, Callable[[Any], None]] = {
+            DeleteRoute: self._delete_route,
+            DeleteNeighbour: self._delete_neighbour,
+            DeleteFdb: self._delete_fdb,
+            DeleteAddress: self._delete_address,
+            DeleteLink: self._delete_link,
+            CreateVtep: self._create_vtep,
+            CreateBridge: self._create_bridge,
+            SetLink: lambda o: self._set_link(o.name, o.mtu, o.up, o.tag),
+            AddAddress: self._add_address,
+            EnableForwarding: self._enable_forwarding,
+            ReplaceFdb: self._replace_fdb,
+            ReplaceNeighbour: self._replace_neighbour,
+            ReplaceRoute: self._replace_route,
+        }
+        handlers[type(op)](op)
+
+    def _delete_route(self, op: DeleteRoute) -> None:
+        dst = op.route.dst
+        self._tolerate(
+            (errno.ESRCH, errno.ENOENT),
+            self._ipr.route,
+            "del",
+            dst=str(dst.network_address),
+            dst_len=dst.prefixlen,
+            proto=ROUTE_PROTO,
+            table=MAIN_TABLE,
+        )
+
+    def _delete_neighbour(self, op: DeleteNeighbour) -> None:
+        vtep = self._index(VTEP_NAME)
+        self._tolerate((errno.ENOENT,), self._ipr.neigh, "del", dst=str(op.ip), ifindex=vtep)
+
+    def _delete_fdb(self, op: DeleteFdb) -> None:
+        vtep = self._index(VTEP_NAME)
+        self._tolerate(
+            (errno.ENOENT,), self._ipr.fdb, "del", ifindex=vtep, lladdr=op.mac, dst=str(op.dst)
+        )
+
+    def _delete_address(self, op: DeleteAddress) -> None:
+        self._tolerate(
+            (errno.EADDRNOTAVAIL,),
+            self._ipr.addr,
+            "del",
+            index=self._index(op.link),
+            address=str(op.address.ip),
+            prefixlen=op.address.network.prefixlen,
+        )
+
+    def _delete_link(self, op: DeleteLink) -> None:
+        index = self._find(op.name)
+        if index is not None:
+            self._tolerate((errno.ENODEV,), self._ipr.link, "del", index=index)
+
+    def _create_vtep(self, op: CreateVtep) -> None:
+        v = op.vtep
+        self._write(
+            self._ipr.link,
+            "add",
+            ifname=v.name,
+            kind="vxlan",
+            vxlan_id=v.vni,
+            vxlan_port=v.port,
+            vxlan_learning=0,
+            address=v.mac,
+            mtu=v.mtu,
+        )
+        # The ifalias is not taken at creation (pyroute2 0.9), so it is set with "up".
+        self._set_link(v.name, None, up=True, tag=True)
+
+    def _create_bridge(self, op: CreateBridge) -> None:
+        b = op.bridge
+        self._write(self._ipr.link, "add", ifname=b.name, kind="bridge", mtu=b.mtu)
+        self._set_link(b.name, None, up=True, tag=True)
+
+    def _add_address(self, op: AddAddress) -> None:
+        self._tolerate(
+            (errno.EEXIST,),
+            self._ipr.addr,
+            "add",
+            index=self._index(op.link),
+            address=str(op.address.ip),
+            prefixlen=op.address.network.prefixlen,
+        )
+
+    def _enable_forwarding(self, op: EnableForwarding) -> None:
+        self.writes += 1
+        self._write_sysctl(FORWARDING, "1")
+
+    def _replace_fdb(self, op: ReplaceFdb) -> None:
+        # pyroute2's "replace" does not default state and flags the way "add" does.
+        self._write(
+            self._ipr.fdb,
+            "replace",
+            ifindex=self._index(VTEP_NAME),
+            lladdr=op.entry.mac,
+            dst=str(op.entry.dst),
+            state=NUD_PERMANENT | NUD_NOARP,
+            flags=NTF_SELF,
+        )
+
+    def _replace_neighbour(self, op: ReplaceNeighbour) -> None:
+        n = op.neighbour
+        self._write(
+            self._ipr.neigh,
+            "replace",
+            dst=str(n.ip),
+            lladdr=n.mac,
+            ifindex=self._index(VTEP_NAME),
+            state=NUD_PERMANENT,
+        )
+
+    def _replace_route(self, op: ReplaceRoute) -> None:
+        r = op.route
+        self._write(
+            self._ipr.route,
+            "replace",
+            dst=str(r.dst.network_address),
+            dst_len=r.dst.prefixlen,
+            gateway=str(r.via),
+            oif=self._index(VTEP_NAME),
+            proto=ROUTE_PROTO,
+            table=MAIN_TABLE,
+        )
+
+    def _set_link(self, name: str, mtu: int | None, up: bool, tag: bool) -> None:
+        changes: dict[str, Any] = {}
+        if mtu is not None:
+            changes["mtu"] = mtu
+        if up:
+            changes["state"] = "up"
+        if tag:
+            changes["ifalias"] = OWNER_ALIAS
+        if changes:
+            self._write(self._ipr.link, "set", index=self._index(name), **changes)
+
+    def _write(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.writes += 1
+        call(*args, **kwargs)
+
+    def _tolerate(
+        self, codes: tuple[int, ...], call: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> None:
+        try:
+            self._write(call, *args, **kwargs)
+        except NetlinkError as e:
+            if e.code not in codes:
+                raise
+
+    def _find(self, name: str) -> int | None:
+        found = self._ipr.link_lookup(ifname=name)
+        return int(found[0]) if found else None
+
+    def _index(self, name: str) -> int:
+        index = self._find(name)
+        if index is None:
+            raise KernelError(f"link {name} does not exist")
+        return index
+
+    # -- sysctl ------------------------------------------------------------------------------
+
+    def _read_sysctl(self, path: str) -> str:
+        with self._inside():
+            return Path(path).read_text().strip()
+
+    def _write_sysctl(self, path: str, value: str) -> None:
+        with self._inside():
+            Path(path).write_text(value)
+
+    @contextmanager
+    def _inside(self) -> Iterator[None]:
+        """Run the body with this thread in the target namespace (setns is per thread)."""
+        if self.netns is None:
+            yield
+            return
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        target = os.open(NETNS_DIR / self.netns, os.O_RDONLY)
+        try:
+            _setns(target)
+            try:
+                yield
+            finally:
+                _setns(own)
+        finally:
+            os.close(target)
+            os.close(own)
+
+
+def _setns(fd: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"setns: {os.strerror(code)}")
+
+
+def _describe(op: Operation) -> str:
+    match op:
+        case ReplaceFdb(entry):
+            return f"adding FDB {entry.mac} -> {entry.dst}"
+        case ReplaceNeighbour(n):
+            return f"adding neighbour {n.ip} -> {n.mac}"
+        case ReplaceRoute(r):
+            return f"adding route {r.dst} via {r.via}"
+        case DeleteRoute(r):
+            return f"deleting route {r.dst}"
+        case CreateVtep(v):
+            return f"creating {v.name} (VNI {v.vni}, port {v.port}, MAC {v.mac})"
+        case CreateBridge(b):
+            return f"creating bridge {b.name}"
+        case _:
+            return repr(op)

@@ -1,0 +1,59 @@
+"""PURE value types: what ``netlink.observe()`` saw in the namespace, limited to what we own or
+must look at (our VXLAN device, ``m-``/``d-`` bridges, entries on the VXLAN device, routes
+carrying our protocol number, IP forwarding, the underlay interface's MTU)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+OWNER_ALIAS = "overlay-agent"  # ifalias on links we created (or adopted): only those are removed
+ROUTE_PROTO = 211  # rtm_protocol on our routes: only those are ever changed or removed
+
+
+@dataclass(frozen=True)
+class VxlanParams:
+    vni: int
+    port: int
+    learning: bool
+
+
+@dataclass(frozen=True)
+class ObservedLink:
+    name: str
+    index: int
+    kind: str
+    up: bool
+    mtu: int
+    mac: str
+    owned: bool  # carries OWNER_ALIAS
+    addresses: frozenset[IPv4Interface]
+    vxlan: VxlanParams | None = None
+
+
+@dataclass(frozen=True)
+class ObservedNeighbour:
+    ip: IPv4Address
+    mac: str
+    permanent: bool
+
+
+@dataclass(frozen=True)
+class ObservedRoute:
+    dst: IPv4Network
+    via: IPv4Address | None
+    oif: int | None
+
+
+@dataclass(frozen=True)
+class ObservedNet:
+    vtep: ObservedLink | None
+    bridges: frozenset[ObservedLink]  # kind bridge, named m-* or d-*
+    neighbours: frozenset[ObservedNeighbour]  # IPv4 entries on the VXLAN device
+    fdb: frozenset[tuple[str, IPv4Address]]  # (MAC, remote) self entries on the VXLAN device
+    routes: frozenset[ObservedRoute]  # main table, protocol ROUTE_PROTO
+    forwarding: bool
+    underlay_mtu: int | None
+
+    def bridge(self, name: str) -> ObservedLink | None:
+        return next((b for b in self.bridges if b.name == name), None)

@@ -1,0 +1,251 @@
+"""PURE: desired + observed -> the ordered operations that make the kernel match.
+
+Design notes
+- Level-triggered: the plan depends only on the two snapshots, never on history, so the same
+  code serves a first start (adopting what a previous run left), a change from the masters, and
+  the periodic repair of drift. An empty plan means the kernel already matches: the reconciler
+  then makes no netlink writes at all.
+- Order: removals first and route first (route, neighbour, FDB, addresses, links), so nothing
+  ever routes into a half-removed peer; then additions link first and route last (link, MTU/up,
+  addresses, forwarding, FDB, neighbour, route), so by the time a route exists the kernel already
+  has the neighbour and FDB entries and never needs to ARP or flood across the overlay.
+- Ownership: only ``vtep1024``, bridges tagged with our ifalias, permanent neighbours and self
+  FDB entries on ``vtep1024`` and routes with our protocol number are removed. An untagged
+  ``m-``/``d-`` bridge we want (e.g. made by the CNI bridge plugin first) is adopted by tagging.
+- ``vtep1024`` is recreated only when its kind, VNI, port, MAC or learning flag is wrong: setting
+  a MAC on a live device flushes its neighbours (DC/OS bug DCOS_OSS-3855). When it is recreated,
+  everything that hung off the old device is gone with it, so the plan re-adds all of it.
+- Changed values use "replace" (a peer's new MAC for the same VTEP IP, a new VTEP IP for the same
+  subnet) rather than delete + add, so traffic to that peer never sees a gap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from ipaddress import IPv4Address, IPv4Interface
+
+from overlay_agent.desired import Bridge, DesiredNet, FdbEntry, Neighbour, Route, Vtep
+from overlay_agent.observed import ObservedLink, ObservedNet, ObservedRoute
+
+
+@dataclass(frozen=True)
+class DeleteRoute:
+    route: ObservedRoute
+
+
+@dataclass(frozen=True)
+class DeleteNeighbour:
+    ip: IPv4Address
+
+
+@dataclass(frozen=True)
+class DeleteFdb:
+    mac: str
+    dst: IPv4Address
+
+
+@dataclass(frozen=True)
+class DeleteAddress:
+    link: str
+    address: IPv4Interface
+
+
+@dataclass(frozen=True)
+class DeleteLink:
+    name: str
+
+
+@dataclass(frozen=True)
+class CreateVtep:
+    vtep: Vtep
+
+
+@dataclass(frozen=True)
+class CreateBridge:
+    bridge: Bridge
+
+
+@dataclass(frozen=True)
+class SetLink:
+    """Bring an existing link to the wanted MTU / up state / ownership tag (None = leave)."""
+
+    name: str
+    mtu: int | None = None
+    up: bool = False
+    tag: bool = False
+
+
+@dataclass(frozen=True)
+class AddAddress:
+    link: str
+    address: IPv4Interface
+
+
+@dataclass(frozen=True)
+class EnableForwarding:
+    pass
+
+
+@dataclass(frozen=True)
+class ReplaceFdb:
+    entry: FdbEntry
+
+
+@dataclass(frozen=True)
+class ReplaceNeighbour:
+    neighbour: Neighbour
+
+
+@dataclass(frozen=True)
+class ReplaceRoute:
+    route: Route
+
+
+Operation = (
+    DeleteRoute
+    | DeleteNeighbour
+    | DeleteFdb
+    | DeleteAddress
+    | DeleteLink
+    | CreateVtep
+    | CreateBridge
+    | SetLink
+    | AddAddress
+    | EnableForwarding
+    | ReplaceFdb
+    | ReplaceNeighbour
+    | ReplaceRoute
+)
+
+
+def plan(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
+    """The operations, in the safe order, that turn ``seen`` into ``want``."""
+    vtep_ops, seen = _vtep(want.vtep, seen)
+    bridge_ops = [op for b in sorted(want.bridges, key=lambda b: b.name) for op in _bridge(b, seen)]
+    stale_bridges = [
+        DeleteLink(b.name)
+        for b in sorted(seen.bridges, key=lambda b: b.name)
+        if b.owned and b.name not in {w.name for w in want.bridges}
+    ]
+    link_ops = vtep_ops + bridge_ops
+    removals: list[Operation] = [
+        *_stale_routes(want, seen),
+        *_stale_neighbours(want, seen),
+        *_stale_fdb(want, seen),
+        *[op for op in link_ops if isinstance(op, DeleteAddress)],
+        *[op for op in link_ops if isinstance(op, DeleteLink)],
+        *stale_bridges,
+    ]
+    additions: list[Operation] = [
+        *[op for op in link_ops if isinstance(op, CreateVtep | CreateBridge | SetLink)],
+        *[op for op in link_ops if isinstance(op, AddAddress)],
+        *([EnableForwarding()] if want.forwarding and not seen.forwarding else []),
+        *_missing_fdb(want, seen),
+        *_missing_neighbours(want, seen),
+        *_missing_routes(want, seen),
+    ]
+    return removals + additions
+
+
+def _vtep(want: Vtep | None, seen: ObservedNet) -> tuple[list[Operation], ObservedNet]:
+    """Ops for the VXLAN device, and the observation as it will be once they are applied."""
+    link = seen.vtep
+    if want is None:
+        return ([DeleteLink(link.name)] if link is not None else []), seen
+    if link is not None and not _compatible(link, want):
+        gone = replace(
+            seen,
+            vtep=None,
+            neighbours=frozenset(),
+            fdb=frozenset(),
+            routes=frozenset(r for r in seen.routes if r.oif != link.index),
+        )
+        return [DeleteLink(link.name), CreateVtep(want)], gone
+    if link is None:
+        return [CreateVtep(want)], seen
+    return _link_state(link, want.name, want.mtu, [want.address], tag=False), seen
+
+
+def _compatible(link: ObservedLink, want: Vtep) -> bool:
+    v = link.vxlan
+    return (
+        link.kind == "vxlan"
+        and v is not None
+        and (v.vni, v.port, v.learning) == (want.vni, want.port, False)
+        and link.mac == want.mac
+    )
+
+
+def _bridge(want: Bridge, seen: ObservedNet) -> list[Operation]:
+    link = seen.bridge(want.name)
+    if link is None:
+        return [CreateBridge(want)]
+    return _link_state(link, want.name, want.mtu, [want.gateway], tag=not link.owned)
+
+
+def _link_state(
+    link: ObservedLink, name: str, mtu: int, addresses: list[IPv4Interface], tag: bool
+) -> list[Operation]:
+    ops: list[Operation] = []
+    if link.mtu != mtu or not link.up or tag:
+        ops.append(SetLink(name, mtu=mtu if link.mtu != mtu else None, up=not link.up, tag=tag))
+    ops += [DeleteAddress(name, a) for a in sorted(link.addresses - set(addresses))]
+    ops += [AddAddress(name, a) for a in addresses if a not in link.addresses]
+    return ops
+
+
+def _stale_routes(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
+    wanted = {r.dst for r in want.routes}
+    return [DeleteRoute(r) for r in sorted(seen.routes, key=_route_key) if r.dst not in wanted]
+
+
+def _missing_routes(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
+    oif = seen.vtep.index if seen.vtep is not None else None
+    have = {(r.dst, r.via) for r in seen.routes if oif is not None and r.oif == oif}
+    return [
+        ReplaceRoute(r)
+        for r in sorted(want.routes, key=lambda r: (r.dst, r.via))
+        if (r.dst, r.via) not in have
+    ]
+
+
+def _stale_neighbours(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
+    wanted = {n.ip for n in want.neighbours}
+    return [
+        DeleteNeighbour(n.ip)
+        for n in sorted(seen.neighbours, key=lambda n: n.ip)
+        if n.permanent and n.ip not in wanted
+    ]
+
+
+def _missing_neighbours(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
+    have = {Neighbour(n.ip, n.mac) for n in seen.neighbours if n.permanent}
+    return [
+        ReplaceNeighbour(n) for n in sorted(want.neighbours, key=lambda n: n.ip) if n not in have
+    ]
+
+
+def _stale_fdb(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
+    wanted = {(e.mac, e.dst) for e in want.fdb}
+    wanted_macs = {e.mac for e in want.fdb}
+    per_mac: dict[str, int] = {}
+    for mac, _ in seen.fdb:
+        per_mac[mac] = per_mac.get(mac, 0) + 1
+    # A wanted MAC seen once with the wrong remote is fixed by "replace"; delete only the rest.
+    return [
+        DeleteFdb(mac, dst)
+        for mac, dst in sorted(seen.fdb)
+        if (mac, dst) not in wanted and (mac not in wanted_macs or per_mac[mac] > 1)
+    ]
+
+
+def _missing_fdb(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
+    return [
+        ReplaceFdb(e)
+        for e in sorted(want.fdb, key=lambda e: e.mac)
+        if (e.mac, e.dst) not in seen.fdb
+    ]
+
+
+def _route_key(route: ObservedRoute) -> tuple[object, ...]:
+    return (route.dst, str(route.via), route.oif or 0)

@@ -1,0 +1,415 @@
+"""The replica: owns the PySyncObj node and bridges its tick thread to asyncio.
+
+Design notes
+------------
+* Writes: ``submit`` enqueues a command with a callback (never ``sync=True`` on the event loop) and
+  awaits an asyncio future resolved through ``call_soon_threadsafe``. On a follower PySyncObj
+  forwards the command to the leader and calls back after *this* replica applied it, so the answer
+  reflects our own state. A timeout or a failure code means "outcome unknown", never "not done":
+  the caller gets ``NotReadyError`` and retries the same (idempotent) command.
+* Linearizable reads: a ``barrier`` command goes through the log; once it is applied here, the
+  local state holds every write acknowledged before the read began. A partitioned or paused old
+  leader cannot commit it, so it answers 503 instead of stale data. Barriers are coalesced: one in
+  flight at a time, and requests arriving meanwhile share the *next* one (the running one may have
+  started before they arrived, so it would not be enough).
+* Watches: the allocator's ``revision`` advances once per state change in log order, so a revision
+  names the same state on every replica. The applied-hook (tick thread) appends the agents each
+  revision touched to a bounded ``ChangeLog`` and wakes the event loop; watchers share one
+  ``asyncio.Event`` (no thread, no queue per watcher). Answers are serialised once per (since,
+  revision) and each agent record once per change, so thousands of watchers cost one encoding.
+  A snapshot installed from the leader jumps the revision without apply calls: the change log
+  notices the gap and answers the next watchers with the full state; a light poll wakes watchers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjException
+
+from overlay_master import allocator, dcos_json
+from overlay_master.allocator import AgentRecord, ClusterState, Result
+from overlay_master.errors import BindError, NotReadyError
+from overlay_master.network import NetworkConfig
+from overlay_master.replicated import ReplicatedCluster
+
+log = logging.getLogger(__name__)
+
+CHANGE_LOG_CAPACITY = 20_000
+BARRIER_TIMEOUT = 3.0
+REVISION_POLL = 0.2
+FAIL_NAMES = {v: k for k, v in vars(FAIL_REASON).items() if isinstance(v, int)}
+
+
+@dataclass(frozen=True)
+class RaftSettings:
+    """How this replica takes part in Raft (reference pysyncobj.md section 3.1)."""
+
+    self_address: str
+    peers: tuple[str, ...]
+    data_dir: Path
+    password: str | None
+    election_timeout: tuple[float, float] = (0.5, 1.0)
+    heartbeat: float = 0.05
+    leader_fallback: float = 2.0
+    bind_retries: int = 3
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A consistent copy of what readers need, taken under the state lock."""
+
+    network: NetworkConfig | None
+    revision: int
+    agents: list[AgentRecord]
+
+
+class ChangeLog:
+    """Which agents each revision touched, for the last ``capacity`` revisions (contiguous)."""
+
+    def __init__(self, capacity: int = CHANGE_LOG_CAPACITY) -> None:
+        self.capacity = capacity
+        self.entries: deque[tuple[int, tuple[str, ...]]] = deque()
+        self.floor: int | None = None  # every revision after floor is in entries
+        self.last: int | None = None
+
+    def record(self, revision: int, ips: tuple[str, ...]) -> None:
+        if self.last is None or revision != self.last + 1:
+            self.entries.clear()
+            self.floor = revision - 1
+        self.entries.append((revision, ips))
+        self.last = revision
+        if len(self.entries) > self.capacity:
+            self.floor = self.entries.popleft()[0]
+
+    def touched_since(self, since: int, current: int) -> list[str] | None:
+        """Agents changed after ``since`` up to ``current``; None if we cannot tell."""
+        if self.floor is None or self.last != current or since < self.floor:
+            return None
+        tail = itertools.islice(self.entries, since - self.floor, None)
+        return list(dict.fromkeys(ip for _, ips in tail for ip in ips))
+
+
+def _touched(result: Result) -> tuple[str, ...]:
+    if isinstance(result, allocator.Registered | allocator.StatusRecorded):
+        return (result.agent.ip,)
+    if isinstance(result, allocator.Deleted):
+        return result.ips
+    return ()
+
+
+class Node:
+    """One replica of the overlay master."""
+
+    def __init__(self, raft: RaftSettings) -> None:
+        self.raft = raft
+        self.changes = ChangeLog()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._changed: asyncio.Event | None = None
+        self._seen_revision = -1
+        self._queued: asyncio.Future[int] | None = None
+        self._inflight: asyncio.Future[int] | None = None
+        self._agent_cache: dict[str, tuple[AgentRecord, bytes]] = {}
+        self._cache_network: NetworkConfig | None = None
+        self._answer_cache: dict[tuple[str, int, int], bytes] = {}
+        self._cache_lock = threading.Lock()
+        self._poller: asyncio.Task[None] | None = None
+        self.cluster = ReplicatedCluster(self._on_applied)
+        raft.data_dir.mkdir(parents=True, exist_ok=True)
+        self.syncobj = SyncObj(
+            raft.self_address, list(raft.peers), self._conf(), consumers=[self.cluster]
+        )
+
+    def _conf(self) -> SyncObjConf:
+        raft = self.raft
+        return SyncObjConf(
+            bindAddress=raft.self_address,
+            password=raft.password,
+            journalFile=str(raft.data_dir / "raft.journal"),
+            fullDumpFile=str(raft.data_dir / "raft.dump"),
+            appendEntriesUseBatch=False,
+            appendEntriesPeriod=raft.heartbeat,
+            autoTickPeriod=0.02,
+            raftMinTimeout=raft.election_timeout[0],
+            raftMaxTimeout=raft.election_timeout[1],
+            leaderFallbackTimeout=raft.leader_fallback,
+            connectionTimeout=3.5,
+            connectionRetryTime=1.0,
+            commandsWaitLeader=True,
+            commandsQueueSize=10_000,
+            logCompactionSplit=True,
+            dynamicMembershipChange=False,
+            maxBindRetries=raft.bind_retries,
+            bindRetryTime=0.5,
+        )
+
+    # -- life cycle -------------------------------------------------------------------------------
+
+    def wait_bound(self) -> None:
+        try:
+            self.syncobj.waitBinded()
+        except SyncObjException as e:
+            self.syncobj.destroy()
+            raise BindError(
+                f"cannot bind the Raft port {self.raft.self_address}: is another process using it?"
+            ) from e
+
+    def wait_replayed(self, timeout: float) -> bool:
+        """Wait until the local journal is applied up to the commit index it recorded."""
+        deadline = time.monotonic() + timeout
+        target = self.syncobj.raftCommitIndex
+        while time.monotonic() < deadline:
+            if self.syncobj.raftLastApplied >= target:
+                return True
+            time.sleep(0.02)
+        return False
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Called from the event loop at start-up: from now on watchers are woken."""
+        self._loop = loop
+        self._changed = asyncio.Event()
+        self._poller = loop.create_task(self._poll_revision())
+
+    def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+        self.syncobj.destroy_synchronous()
+
+    # -- tick-thread side -------------------------------------------------------------------------
+
+    def _on_applied(self, state: ClusterState, command: Any, result: Result) -> None:
+        if state.revision != self.changes.last:
+            self.changes.record(state.revision, _touched(result))
+            loop = self._loop
+            if loop is not None:
+                loop.call_soon_threadsafe(self._wake)
+
+    # -- event-loop side --------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    async def _poll_revision(self) -> None:
+        """Catch revision jumps that bypass apply (a snapshot installed from the leader)."""
+        while True:
+            await asyncio.sleep(REVISION_POLL)
+            revision = self.revision
+            if revision != self._seen_revision:
+                self._seen_revision = revision
+                self._wake()
+
+    async def submit(self, command: dict[str, Any], timeout: float) -> Result:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Result] = loop.create_future()
+
+        def done(result: Result, error: int) -> None:
+            loop.call_soon_threadsafe(_settle, future, result, error)
+
+        self.cluster.apply(command, callback=done)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise NotReadyError(
+                f"no answer from the Raft log within {timeout:g} s (no quorum or leader change); "
+                "the outcome is unknown"
+            ) from None
+
+    async def sync(self, timeout: float) -> int:
+        """A linearizable point: returns once every write acknowledged before the call is applied
+        here. Raises ``NotReadyError`` when the log cannot commit (no quorum, deposed leader)."""
+        assert self._loop is not None, "attach() first"
+        if self._queued is None:
+            self._queued = self._loop.create_future()
+        future = self._queued
+        if self._inflight is None:
+            self._launch_barrier()
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            raise NotReadyError(
+                f"could not confirm the latest state with a quorum within {timeout:g} s"
+            ) from None
+
+    def _launch_barrier(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        future, self._queued = self._queued, None
+        assert future is not None
+        self._inflight = future
+
+        def done(result: Result, error: int) -> None:
+            loop.call_soon_threadsafe(self._barrier_done, future, result, error)
+
+        self.cluster.apply(allocator.barrier(), callback=done)
+        loop.call_later(BARRIER_TIMEOUT, self._barrier_done, future, None, -1)
+
+    def _barrier_done(self, future: asyncio.Future[int], result: Result | None, error: int) -> None:
+        if self._inflight is not future:
+            return  # already settled (by its timeout or its callback)
+        self._inflight = None
+        if not future.done():
+            if isinstance(result, allocator.Synced) and error == FAIL_REASON.SUCCESS:
+                future.set_result(result.revision)
+            else:
+                future.set_exception(NotReadyError(_fail_text(error)))
+                future.exception()  # mark retrieved: nobody may be waiting any more
+        if self._queued is not None:
+            self._launch_barrier()
+
+    async def wait_revision_above(self, since: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.revision <= since:
+            remaining = deadline - time.monotonic()
+            event = self._changed
+            if remaining <= 0 or event is None:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), remaining)
+
+    # -- reads ------------------------------------------------------------------------------------
+
+    @property
+    def revision(self) -> int:
+        return self.cluster.state.revision
+
+    def snapshot(self) -> Snapshot:
+        with self.cluster.lock:
+            state = self.cluster.state
+            return Snapshot(state.network, state.revision, list(state.agents.values()))
+
+    def record(self, ip: str) -> tuple[NetworkConfig | None, AgentRecord | None]:
+        with self.cluster.lock:
+            state = self.cluster.state
+            return state.network, state.agents.get(ip)
+
+    def pools(self) -> ClusterState:
+        """The live state, for metrics only (counts are read without the lock; a torn read is a
+        momentarily off-by-one gauge)."""
+        return self.cluster.state
+
+    def agent_bytes(self, record: AgentRecord, network: NetworkConfig) -> bytes:
+        with self._cache_lock:
+            if network is not self._cache_network:
+                self._agent_cache.clear()
+                self._answer_cache.clear()
+                self._cache_network = network
+            cached = self._agent_cache.get(record.ip)
+            if cached is not None and cached[0] is record:
+                return cached[1]
+        encoded = dcos_json.dumps(dcos_json.agent_json(record, network))
+        with self._cache_lock:
+            self._agent_cache[record.ip] = (record, encoded)
+        return encoded
+
+    def state_bytes(self, snap: Snapshot) -> bytes:
+        """``/overlay-master/state`` for this snapshot, encoded once per revision."""
+        assert snap.network is not None
+        key = ("state", snap.revision, 0)
+        cached = self._answer_cache.get(key)
+        if cached is not None:
+            return cached
+        agents = b",".join(self.agent_bytes(r, snap.network) for r in snap.agents)
+        network = dcos_json.dumps(dcos_json.network_json(snap.network))
+        body = b'{"agents":[' + agents + b'],"network":' + network + b"}"
+        self._remember(key, body)
+        return body
+
+    def watch_bytes(self, snap: Snapshot, since: int) -> bytes:
+        """A watch answer: the changes after ``since``, or the full state when we cannot tell."""
+        assert snap.network is not None
+        if since == snap.revision:
+            touched: list[str] | None = []
+        elif since <= 0:
+            touched = None
+        else:
+            touched = self.changes.touched_since(since, snap.revision)
+        key = ("watch", since if touched is not None else 0, snap.revision)
+        cached = self._answer_cache.get(key)
+        if cached is not None:
+            return cached
+        if touched is None:
+            records, deleted = snap.agents, []
+        else:
+            present = {r.ip: r for r in snap.agents} if touched else {}
+            records = [present[ip] for ip in touched if ip in present]
+            deleted = [ip for ip in touched if ip not in present]
+        agents = b",".join(self.agent_bytes(r, snap.network) for r in records)
+        network = dcos_json.dumps(dcos_json.network_json(snap.network))
+        body = (
+            b'{"agents":['
+            + agents
+            + b'],"deleted":'
+            + dcos_json.dumps(deleted)
+            + b',"full":'
+            + (b"true" if touched is None else b"false")
+            + b',"network":'
+            + network
+            + b',"revision":'
+            + str(snap.revision).encode()
+            + b"}"
+        )
+        self._remember(key, body)
+        return body
+
+    def _remember(self, key: tuple[str, int, int], body: bytes) -> None:
+        with self._cache_lock:
+            if len(self._answer_cache) > 256:
+                self._answer_cache.clear()
+            self._answer_cache[key] = body
+
+    # -- status -----------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        for _ in range(5):
+            try:
+                return dict(self.syncobj.getStatus())
+            except RuntimeError:  # a dict changed size under us on the tick thread; try again
+                continue
+        return {}
+
+    def leader(self) -> str | None:
+        leader = self.syncobj._getLeader()
+        return None if leader is None else str(leader.id)
+
+    def role(self) -> str:
+        return {0: "follower", 1: "candidate", 2: "leader"}.get(
+            self.status().get("state", -1), "unknown"
+        )
+
+    def ready(self) -> tuple[bool, str]:
+        if not self.syncobj.tick_thread_alive():
+            return False, "the Raft tick thread is not running"
+        if not self.syncobj.isReady():
+            return False, "not caught up with the replicated log yet"
+        if self.leader() is None or not self.syncobj.hasQuorum:
+            return False, "no leader or no quorum in view"
+        if self.cluster.state.network is None:
+            return False, "no network config committed yet"
+        return True, "ready"
+
+
+def _settle(future: asyncio.Future[Result], result: Result, error: int) -> None:
+    if future.done():
+        return
+    if error == FAIL_REASON.SUCCESS:
+        future.set_result(result)
+    else:
+        future.set_exception(NotReadyError(_fail_text(error)))
+
+
+def _fail_text(error: int) -> str:
+    if error == -1:
+        return "the replicated log did not confirm in time (no quorum?); the outcome is unknown"
+    name = FAIL_NAMES.get(error, str(error))
+    return f"the replicated log answered {name}; the outcome is unknown, retry the same request"

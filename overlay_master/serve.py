@@ -1,0 +1,227 @@
+"""One replica: flags/env -> config, secrets, Raft node, recovery guard -> uvicorn.
+
+Start-up order, and why:
+1. The config is validated first (exit 2 with every problem listed): nothing starts on bad input.
+2. The HTTP socket is bound before Raft starts, so a taken port fails fast with a clear message.
+3. The Raft node binds (a few retries, then a clear error) and replays its local journal.
+4. Recovery guard: if the log already holds a network that this config drops or changes, refuse
+   to start (exit 2) saying which network differs and what to do. Nothing is written to the log.
+5. The API starts; in the background the config is proposed through the log (a no-op when it is
+   already there; new overlays are added). If the cluster's log turns out to disagree with this
+   config (this replica was behind), the replica stops with the same message: it never rewrites
+   the log and never crash-loops on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from overlay_master import allocator
+from overlay_master.api import ApiSettings, create_app
+from overlay_master.config import default_network, load_network
+from overlay_master.errors import (
+    BindError,
+    ConfigError,
+    ConfigProblem,
+    NotReadyError,
+    RecoveryGuardError,
+)
+from overlay_master.network import NetworkConfig, to_plain
+from overlay_master.node import Node, RaftSettings
+
+log = logging.getLogger("overlay_master")
+EXIT_REFUSED = 2
+ENV_PREFIX = "OVERLAY_MASTER_"
+
+
+@dataclass
+class Outcome:
+    code: int = 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="overlay-master",
+        description="One overlay master replica. Every flag can also be given as an environment "
+        "variable OVERLAY_MASTER_<FLAG> (e.g. OVERLAY_MASTER_DATA_DIR).",
+    )
+    p.add_argument("--config", help="network config YAML (default: the embedded DC/OS default)")
+    p.add_argument("--self", dest="self_address", help="this replica's Raft address HOST:PORT")
+    p.add_argument(
+        "--peers", default="", help="the other replicas' Raft addresses, comma-separated"
+    )
+    p.add_argument("--http", help="HTTP API address HOST:PORT")
+    p.add_argument("--data-dir", help="directory for the Raft journal and snapshot")
+    p.add_argument("--token-file", help="file holding the bearer token for state-changing requests")
+    p.add_argument("--protect-reads", action="store_true", help="require the token for reads too")
+    p.add_argument("--raft-password-file", help="file holding the shared Raft password")
+    p.add_argument(
+        "--insecure-dev",
+        action="store_true",
+        help="allow running without a Raft password (anyone reaching the Raft port could take over)",
+    )
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    return p
+
+
+def _env_defaults(p: argparse.ArgumentParser) -> None:
+    for action in p._actions:
+        if not action.option_strings or action.dest == "help":
+            continue
+        flag = action.option_strings[0].lstrip("-").upper().replace("-", "_")
+        value = os.environ.get(ENV_PREFIX + flag)
+        if value is None:
+            continue
+        if isinstance(action, argparse._StoreTrueAction):
+            action.default = value.lower() in ("1", "true", "yes", "on")
+        else:
+            action.default = value
+
+
+def main(argv: Sequence[str]) -> int:
+    p = parser()
+    _env_defaults(p)
+    args = p.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    missing = [f for f in ("self_address", "http", "data_dir") if not getattr(args, f)]
+    if missing:
+        p.error(
+            "missing "
+            + ", ".join("--" + m.replace("_", "-").replace("self-address", "self") for m in missing)
+        )
+    network = load_network(args.config) if args.config else default_network()
+    password = _read_secret(args.raft_password_file, "--raft-password-file")
+    if password is None and not args.insecure_dev:
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    "--raft-password-file",
+                    None,
+                    "is required: without a password anyone "
+                    "who reaches the Raft port can change the state (use --insecure-dev "
+                    "only for local experiments)",
+                )
+            ],
+            "command line",
+        )
+    token = _read_secret(args.token_file, "--token-file")
+    http_socket = _bind_http(args.http)
+    raft = RaftSettings(
+        self_address=args.self_address,
+        peers=tuple(p for p in (x.strip() for x in args.peers.split(",")) if p),
+        data_dir=Path(args.data_dir),
+        password=password,
+    )
+    node = Node(raft)
+    try:
+        node.wait_bound()
+        if not node.wait_replayed(timeout=30):
+            log.warning("local journal replay is slow; continuing (the log will catch up)")
+        _guard(node, network)
+        return _serve(
+            node, network, ApiSettings(token=token, protect_reads=args.protect_reads), http_socket
+        )
+    finally:
+        node.close()
+
+
+def _guard(node: Node, config: NetworkConfig) -> None:
+    logged = node.snapshot().network
+    if logged is None:
+        return
+    problems = allocator.compatibility_problems(logged, config)
+    if problems:
+        raise RecoveryGuardError(_guard_message(problems))
+
+
+def _guard_message(problems: list[str]) -> str:
+    return (
+        "refusing to start: the replicated log holds allocations the config no longer matches:\n"
+        + "\n".join(f"  - {p}" for p in problems)
+        + "\nNothing was changed. Either restore those networks in the config (add networks, never "
+        "drop or resize them), or, to start over, stop all replicas and remove their data dirs "
+        "(this forgets every allocation)."
+    )
+
+
+def _serve(node: Node, network: NetworkConfig, settings: ApiSettings, sock: socket.socket) -> int:
+    outcome = Outcome()
+    server: uvicorn.Server | None = None
+
+    async def propose_config() -> None:
+        while True:
+            try:
+                result = await node.submit(allocator.configure(to_plain(network)), timeout=5.0)
+            except NotReadyError as e:
+                log.info("waiting for a quorum to commit the network config: %s", e)
+                await asyncio.sleep(0.5)
+                continue
+            if isinstance(result, allocator.Rejected):
+                log.critical(_guard_message([result.message]))
+                outcome.code = EXIT_REFUSED
+                if server is not None:
+                    server.should_exit = True
+            elif isinstance(result, allocator.Configured) and result.changed:
+                log.info(
+                    "network config committed at revision %d (new overlays: %s)",
+                    result.revision,
+                    ", ".join(result.added) or "none",
+                )
+            return
+
+    async def on_startup() -> None:
+        asyncio.get_running_loop().create_task(propose_config())
+
+    app = create_app(node, settings, on_startup=on_startup)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", workers=1)
+    server = uvicorn.Server(config)
+    log.info("replica %s serving HTTP on %s", node.raft.self_address, sock.getsockname())
+    server.run(sockets=[sock])
+    return outcome.code
+
+
+def _bind_http(address: str) -> socket.socket:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError([ConfigProblem("--http", address, "must be HOST:PORT")], "command line")
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), int(port)))
+    except OSError as e:
+        sock.close()
+        raise BindError(f"cannot bind the HTTP address {address}: {e.strerror}") from e
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _read_secret(path: str | None, flag: str) -> str | None:
+    if path is None:
+        return None
+    try:
+        secret = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise ConfigError(
+            [ConfigProblem(flag, path, f"cannot be read: {e.strerror}")], "command line"
+        ) from e
+    if not secret:
+        raise ConfigError([ConfigProblem(flag, path, "is empty")], "command line")
+    return secret
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
