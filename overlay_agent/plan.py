@@ -160,9 +160,9 @@ def _vtep(want: Vtep | None, seen: ObservedNet) -> tuple[list[Operation], Observ
             fdb=frozenset(),
             routes=frozenset(r for r in seen.routes if r.oif != link.index),
         )
-        return [DeleteLink(link.name), CreateVtep(want)], gone
+        return [DeleteLink(link.name), CreateVtep(want), AddAddress(want.name, want.address)], gone
     if link is None:
-        return [CreateVtep(want)], seen
+        return [CreateVtep(want), AddAddress(want.name, want.address)], seen
     return _link_state(link, want.name, want.mtu, [want.address], tag=False), seen
 
 
@@ -179,7 +179,7 @@ def _compatible(link: ObservedLink, want: Vtep) -> bool:
 def _bridge(want: Bridge, seen: ObservedNet) -> list[Operation]:
     link = seen.bridge(want.name)
     if link is None:
-        return [CreateBridge(want)]
+        return [CreateBridge(want), AddAddress(want.name, want.gateway)]
     return _link_state(link, want.name, want.mtu, [want.gateway], tag=not link.owned)
 
 

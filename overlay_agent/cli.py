@@ -1,0 +1,177 @@
+"""``overlay-agent``: command line -> settings -> kernel, client, loop, HTTP server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from pathlib import Path
+
+import uvicorn
+
+from overlay_agent.api import create_app
+from overlay_agent.client import MasterClient
+from overlay_agent.desired import DEFAULT_VXLAN_PORT, AgentOptions
+from overlay_agent.errors import AgentError, ConfigError
+from overlay_agent.metrics import Metrics
+from overlay_agent.nat import Nat
+from overlay_agent.netlink import Kernel
+from overlay_agent.reconciler import AgentLoop, Reconciler, Settings
+
+log = logging.getLogger("overlay_agent")
+
+DEFAULT_RUN_DIR = Path("/run/overlay-agent")
+
+
+@dataclass(frozen=True)
+class CliSettings:
+    agent: Settings
+    masters: list[str]
+    token: str | None
+    http: tuple[str, int] | None
+    resync: float
+    watch_timeout: float
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="overlay-agent", description=__doc__)
+    p.add_argument("--masters", required=True, help="URL[,URL...] of the overlay masters")
+    p.add_argument("--ip", required=True, help="this agent's underlay IPv4 address (its identity)")
+    p.add_argument("--netns", help="program this named network namespace instead of our own")
+    p.add_argument("--token-file", type=Path, help="file holding the bearer token for the masters")
+    p.add_argument("--cni-dir", type=Path, help="write CNI network configs here")
+    p.add_argument(
+        "--cni-data-dir",
+        type=Path,
+        help="host-local lease directory (default /run/overlay-agent/<netns|host>/cni/networks)",
+    )
+    p.add_argument("--no-mesos-bridge", action="store_true", help="do not ask for m-<name>")
+    p.add_argument("--no-docker-bridge", action="store_true", help="do not ask for d-<name>")
+    p.add_argument("--http", help="HOST:PORT for /overlay-agent/overlay, /readyz, /metrics")
+    p.add_argument("--vxlan-port", type=int, default=DEFAULT_VXLAN_PORT, help="VXLAN UDP port")
+    p.add_argument("--resync", type=float, default=10.0, help="seconds between repair passes")
+    p.add_argument("--watch-timeout", type=float, default=30.0, help="long-poll seconds")
+    p.add_argument("--log-level", default="INFO")
+    return p
+
+
+def settings(argv: Sequence[str] | None = None) -> tuple[CliSettings, str]:
+    args = parser().parse_args(argv)
+    try:
+        ip = IPv4Address(args.ip)
+    except ValueError as e:
+        raise ConfigError(f"--ip: {e}") from e
+    if not 0 < args.vxlan_port < 65536:
+        raise ConfigError(f"--vxlan-port: {args.vxlan_port} is not a UDP port")
+    if args.resync <= 0:
+        raise ConfigError("--resync must be positive")
+    masters = [u.strip() for u in args.masters.split(",") if u.strip()]
+    if not masters or not all(u.startswith(("http://", "https://")) for u in masters):
+        raise ConfigError(f"--masters: expected http(s) URLs, got {args.masters!r}")
+    data_dir = args.cni_data_dir or DEFAULT_RUN_DIR / (args.netns or "host") / "cni" / "networks"
+    options = AgentOptions(
+        ip=ip,
+        vxlan_port=args.vxlan_port,
+        mesos_bridge=not args.no_mesos_bridge,
+        docker_bridge=not args.no_docker_bridge,
+    )
+    agent = Settings(options=options, netns=args.netns, cni_dir=args.cni_dir, cni_data_dir=data_dir)
+    return (
+        CliSettings(
+            agent=agent,
+            masters=masters,
+            token=_token(args.token_file),
+            http=_host_port(args.http) if args.http else None,
+            resync=args.resync,
+            watch_timeout=args.watch_timeout,
+        ),
+        args.log_level,
+    )
+
+
+def _token(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text().strip() or None
+    except OSError as e:
+        raise ConfigError(f"--token-file: {e}") from e
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--http: expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+async def serve(cfg: CliSettings) -> None:
+    loop = asyncio.get_running_loop()
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernel")
+    agent = cfg.agent
+    # pyroute2's sync IPRoute must be created off the event loop, on the thread that uses it.
+    kernel = await loop.run_in_executor(executor, Kernel, agent.netns, agent.options.ip)
+    client = MasterClient(cfg.masters, cfg.token)
+    metrics = Metrics()
+    reconciler = Reconciler(agent, kernel, Nat(agent.netns))
+    runner = AgentLoop(
+        agent, reconciler, client, metrics, cfg.resync, cfg.watch_timeout, executor=executor
+    )
+    tasks = [asyncio.create_task(runner.run(), name="agent")]
+    if cfg.http is not None:
+        server = _Server(
+            uvicorn.Config(
+                create_app(runner), host=cfg.http[0], port=cfg.http[1], log_level="warning"
+            )
+        )
+        tasks.append(asyncio.create_task(server.serve(), name="http"))
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    waiter = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait([*tasks, waiter], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not waiter and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        for task in [*tasks, waiter]:
+            task.cancel()
+        await asyncio.gather(*tasks, waiter, return_exceptions=True)
+        await client.aclose()
+        await loop.run_in_executor(executor, kernel.close)
+        executor.shutdown(wait=True)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the agent owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        cfg, level = settings(argv)
+    except AgentError as e:
+        print(f"overlay-agent: {e}", flush=True)
+        return 2
+    logging.basicConfig(
+        level=level.upper(),
+        format=f"%(asctime)s {cfg.agent.options.ip} %(levelname)s %(name)s: %(message)s",
+    )
+    log.info("starting (pid %d, netns %s)", os.getpid(), cfg.agent.netns or "-")
+    try:
+        asyncio.run(serve(cfg))
+    except AgentError as e:
+        log.error("%s", e)
+        return 1
+    return 0

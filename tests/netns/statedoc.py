@@ -1,0 +1,68 @@
+"""Cluster-state documents in the master's DC/OS shape (docs/api.md), written out by hand the way
+the reference's worked example allocates them: VTEP 44.128.0.<n>/20, MAC 70:b3:d5:80:00:<n>,
+agent block n of each overlay, lower half m-<name>, upper half d-<name>."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Network
+from typing import Any
+
+VTEP_SUBNET = "44.128.0.0/20"
+OUI = "70:B3:D5:00:00:00"
+DCOS = ("dcos", "9.0.0.0/8", 26)
+
+
+def block(subnet: str, prefix: int, slot: int) -> IPv4Network:
+    net = IPv4Network(subnet)
+    size = 1 << (32 - prefix)
+    return IPv4Network((int(net.network_address) + slot * size, prefix))
+
+
+def record(
+    ip: str,
+    n: int,
+    overlays: list[tuple[str, str, int]] | None = None,
+    bridges: bool = True,
+    vtep_mtu: int | None = None,
+) -> dict[str, Any]:
+    """Agent ``ip`` holding VTEP number ``n`` (1..) and block ``n`` of each overlay."""
+    vxlan: dict[str, Any] = {
+        "vni": 1024,
+        "vtep_ip": f"44.128.0.{n}/20",
+        "vtep_mac": f"70:b3:d5:80:00:{n:02x}",
+        "vtep_name": "vtep1024",
+    }
+    if vtep_mtu is not None:
+        vxlan["vtep_mtu"] = vtep_mtu
+    docs = []
+    for name, subnet, prefix in overlays or [DCOS]:
+        agent_net = block(subnet, prefix, n)
+        lower, upper = agent_net.subnets(prefixlen_diff=1)
+        doc: dict[str, Any] = {
+            "backend": {"vxlan": dict(vxlan)},
+            "info": {"name": name, "prefix": prefix, "subnet": subnet},
+            "subnet": str(agent_net),
+        }
+        if bridges:
+            doc["mesos_bridge"] = {"ip": str(lower), "name": f"m-{name}"}
+            doc["docker_bridge"] = {"ip": str(upper), "name": f"d-{name}"}
+        docs.append(doc)
+    return {"ip": ip, "overlays": docs}
+
+
+def state(
+    agents: list[dict[str, Any]],
+    overlays: list[tuple[str, str, int]] | None = None,
+    vtep_mtu: int | None = None,
+) -> dict[str, Any]:
+    network: dict[str, Any] = {
+        "overlays": [
+            {"enabled": True, "name": name, "prefix": prefix, "subnet": subnet}
+            for name, subnet, prefix in overlays or [DCOS]
+        ],
+        "vtep_mac_oui": OUI,
+        "vtep_subnet": VTEP_SUBNET,
+    }
+    if vtep_mtu is not None:
+        network["vtep_mtu"] = vtep_mtu
+    return {"agents": agents, "network": network}

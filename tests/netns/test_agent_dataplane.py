@@ -1,0 +1,145 @@
+"""The reconciler against real kernels: three agent namespaces on an underlay bridge, fed
+cluster-state documents directly; checked with independent ``ip``/``bridge``/``nft`` output and
+with containers attached by the real CNI plugins."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import statedoc
+from harness import LocalAgent, local_agent
+from topology import Bed, add_container, ipj, ping_check, sh, wait_for
+
+pytestmark = pytest.mark.netns
+
+
+@pytest.fixture
+def trio(bed: Bed) -> Iterator[list[LocalAgent]]:
+    bed.build(agents=3)
+    agents = [local_agent(bed, k) for k in (1, 2, 3)]
+    try:
+        yield agents
+    finally:
+        for a in agents:
+            a.close()
+
+
+def cluster(bed: Bed, ks: tuple[int, ...] = (1, 2, 3), **kw: object) -> dict[str, object]:
+    return statedoc.state([statedoc.record(bed.agent_ip(k), k) for k in ks], **kw)  # type: ignore[arg-type]
+
+
+def routes(ns: str) -> set[tuple[str, str]]:
+    return {(r["dst"], r.get("gateway", "")) for r in ipj(ns, "route", "show", "proto", "211")}
+
+
+def neighbours(ns: str) -> set[tuple[str, str]]:
+    return {
+        (n["dst"], n["lladdr"])
+        for n in ipj(ns, "neigh", "show", "dev", "vtep1024")
+        if "PERMANENT" in n.get("state", [])
+    }
+
+
+def fdb(ns: str) -> set[tuple[str, str]]:
+    out = json.loads(sh("bridge", "-n", ns, "-j", "fdb", "show", "dev", "vtep1024").stdout)
+    return {(e["mac"], e["dst"]) for e in out if "self" in e.get("flags", []) and "dst" in e}
+
+
+def expected_peer_objects(
+    bed: Bed, me: int, peers: tuple[int, ...]
+) -> tuple[set[tuple[str, str]], ...]:
+    r = {(str(statedoc.block("9.0.0.0/8", 26, k)), f"44.128.0.{k}") for k in peers if k != me}
+    n = {(f"44.128.0.{k}", f"70:b3:d5:80:00:{k:02x}") for k in peers if k != me}
+    f = {(f"70:b3:d5:80:00:{k:02x}", bed.agent_ip(k)) for k in peers if k != me}
+    return r, n, f
+
+
+def test_three_agents_program_kernel_and_containers_ping_over_vxlan(
+    bed: Bed, trio: list[LocalAgent]
+) -> None:
+    doc = cluster(bed)
+    for a in trio:
+        outcome = a.reconcile(doc)
+        assert outcome.converged, outcome
+        assert {s.status for s in outcome.statuses.values()} == {"STATUS_OK"}
+
+    a1 = trio[0].ns
+    (link,) = ipj(a1, "-d", "link", "show", "vtep1024")
+    data = link["linkinfo"]["info_data"]
+    assert (data["id"], data["port"], data["learning"]) == (1024, 64000, False)
+    assert (link["address"], link["mtu"]) == ("70:b3:d5:80:00:01", 1450)
+    assert {a["local"] for a in ipj(a1, "-4", "addr", "show", "vtep1024")[0]["addr_info"]} == {
+        "44.128.0.1"
+    }
+    (m,) = ipj(a1, "-4", "addr", "show", "m-dcos")
+    assert [(x["local"], x["prefixlen"]) for x in m["addr_info"]] == [("9.0.0.65", 27)]
+    (d,) = ipj(a1, "-4", "addr", "show", "d-dcos")
+    assert [(x["local"], x["prefixlen"]) for x in d["addr_info"]] == [("9.0.0.97", 27)]
+    assert (
+        sh("ip", "netns", "exec", a1, "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "1"
+    )
+    for a in trio:
+        r, n, f = expected_peer_objects(bed, a.k, (1, 2, 3))
+        assert (routes(a.ns), neighbours(a.ns), fdb(a.ns)) == (r, n, f)
+
+    # count VXLAN packets crossing the underlay bridge
+    sh(
+        "ip",
+        "netns",
+        "exec",
+        bed.underlay,
+        "nft",
+        "-f",
+        "-",
+        input=(
+            "table bridge probe { chain seen { type filter hook forward priority 0; "
+            "udp dport 64000 counter; }; }"
+        ),
+    )
+    containers = [add_container(bed, a.ns, a.conf(), f"c{a.k}") for a in trio]
+    assert [c.error for c in containers] == [None, None, None]
+    assert [c.ip for c in containers] == ["9.0.0.66", "9.0.0.130", "9.0.0.194"]
+    for src in containers:
+        for dst in containers:
+            if src is not dst:
+                assert dst.ip is not None
+                wait_for(f"{src.ns} -> {dst.ip}", ping_check(src.ns, dst.ip), timeout=5)
+    probe = json.loads(
+        sh(
+            "ip", "netns", "exec", bed.underlay, "nft", "-j", "list", "table", "bridge", "probe"
+        ).stdout
+    )
+    counters = [
+        e["counter"]
+        for i in probe["nftables"]
+        if "rule" in i
+        for e in i["rule"]["expr"]
+        if "counter" in e
+    ]
+    assert counters and counters[0]["packets"] >= 6
+
+
+def test_cni_config_is_what_the_plugins_run(bed: Bed, trio: list[LocalAgent]) -> None:
+    trio[0].reconcile(cluster(bed))
+    conf = json.loads(trio[0].conf().read_text())
+    assert conf["cniVersion"] == "1.0.0"
+    assert (
+        conf["type"],
+        conf["bridge"],
+        conf["isGateway"],
+        conf["ipMasq"],
+        conf["hairpinMode"],
+    ) == ("bridge", "m-dcos", True, False, True)
+    assert conf["mtu"] == 1450
+    assert conf["ipam"]["subnet"] == "9.0.0.64/27"
+    assert conf["ipam"]["dataDir"] == str(trio[0].data_dir)
+    c = add_container(bed, trio[0].ns, trio[0].conf(), "c1")
+    assert c.error is None
+    (eth0,) = ipj(c.ns, "link", "show", "eth0")
+    assert eth0["mtu"] == 1450
+    assert (trio[0].data_dir / "dcos" / c.ip).exists()  # type: ignore[operator]
+    # the plugin found our bridge and kept its gateway: no second address, no new bridge
+    (m,) = ipj(trio[0].ns, "-4", "addr", "show", "m-dcos")
+    assert [x["local"] for x in m["addr_info"]] == ["9.0.0.65"]

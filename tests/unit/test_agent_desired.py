@@ -1,0 +1,203 @@
+"""desired(): cluster state (DC/OS shape) + me -> kernel objects."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Any
+
+import pytest
+
+from overlay_agent.desired import (
+    AgentOptions,
+    Bridge,
+    FdbEntry,
+    Masquerade,
+    Neighbour,
+    Route,
+    desired,
+)
+from overlay_agent.errors import StateError
+
+pytestmark = pytest.mark.unit
+
+ME = AgentOptions(ip=IPv4Address("10.0.0.2"))
+
+
+def rec(
+    ip: str, n: int, overlays: list[tuple[str, str, int]] | None = None, bridges: bool = True
+) -> dict[str, Any]:
+    docs = []
+    for name, subnet, prefix in overlays or [("dcos", "9.0.0.0/8", 26)]:
+        net = IPv4Network(subnet)
+        agent = IPv4Network((int(net.network_address) + n * (1 << (32 - prefix)), prefix))
+        lower, upper = agent.subnets(prefixlen_diff=1)
+        doc: dict[str, Any] = {
+            "backend": {
+                "vxlan": {
+                    "vni": 1024,
+                    "vtep_ip": f"44.128.0.{n}/20",
+                    "vtep_mac": f"70:b3:d5:80:00:{n:02x}",
+                    "vtep_name": "vtep1024",
+                }
+            },
+            "info": {"name": name, "prefix": prefix, "subnet": subnet},
+            "subnet": str(agent),
+        }
+        if bridges:
+            doc["mesos_bridge"] = {"ip": str(lower), "name": f"m-{name}"}
+            doc["docker_bridge"] = {"ip": str(upper), "name": f"d-{name}"}
+        docs.append(doc)
+    return {"ip": ip, "overlays": docs}
+
+
+def doc(
+    *agents: dict[str, Any], overlays: list[tuple[str, str, int]] | None = None
+) -> dict[str, Any]:
+    return {
+        "agents": list(agents),
+        "network": {
+            "overlays": [
+                {"name": n, "subnet": s, "prefix": p}
+                for n, s, p in overlays or [("dcos", "9.0.0.0/8", 26)]
+            ],
+            "vtep_mac_oui": "70:B3:D5:00:00:00",
+            "vtep_subnet": "44.128.0.0/20",
+        },
+    }
+
+
+def test_reference_example_agent_gets_dcos_objects() -> None:
+    """Reference 2.1 worked example: master #1 (no bridges), agent #2 = us, agent #3."""
+    state = doc(rec("10.0.0.1", 1, bridges=False), rec("10.0.0.2", 2), rec("10.0.0.3", 3))
+    want = desired(state, ME, underlay_mtu=1500)
+    assert want is not None
+    assert want.vtep is not None
+    assert (want.vtep.name, want.vtep.vni, want.vtep.port) == ("vtep1024", 1024, 64000)
+    assert want.vtep.mac == "70:b3:d5:80:00:02"
+    assert want.vtep.address == IPv4Interface("44.128.0.2/20")
+    assert want.vtep.mtu == 1450
+    assert want.bridges == {
+        Bridge("m-dcos", "dcos", IPv4Interface("9.0.0.129/27"), 1450),
+        Bridge("d-dcos", "dcos", IPv4Interface("9.0.0.161/27"), 1450),
+    }
+    assert want.neighbours == {
+        Neighbour(IPv4Address("44.128.0.1"), "70:b3:d5:80:00:01"),
+        Neighbour(IPv4Address("44.128.0.3"), "70:b3:d5:80:00:03"),
+    }
+    assert want.fdb == {
+        FdbEntry("70:b3:d5:80:00:01", IPv4Address("10.0.0.1")),
+        FdbEntry("70:b3:d5:80:00:03", IPv4Address("10.0.0.3")),
+    }
+    assert want.routes == {
+        Route(IPv4Network("9.0.0.64/26"), IPv4Address("44.128.0.1")),
+        Route(IPv4Network("9.0.0.192/26"), IPv4Address("44.128.0.3")),
+    }
+    assert want.masquerade == Masquerade(
+        frozenset({IPv4Network("9.0.0.0/8")}), frozenset({IPv4Network("9.0.0.0/8")})
+    )
+    assert want.forwarding
+
+
+def test_not_in_state_means_none() -> None:
+    assert desired(doc(rec("10.0.0.9", 1)), ME, 1500) is None
+
+
+def test_vtep_mtu_from_master_wins_over_underlay() -> None:
+    state = doc(rec("10.0.0.2", 2))
+    state["agents"][0]["overlays"][0]["backend"]["vxlan"]["vtep_mtu"] = 1420
+    want = desired(state, ME, underlay_mtu=9000)
+    assert want is not None and want.vtep is not None
+    assert want.vtep.mtu == 1420
+    assert {b.mtu for b in want.bridges} == {1420}
+
+
+def test_underlay_mtu_minus_50_and_default() -> None:
+    jumbo = desired(doc(rec("10.0.0.2", 2)), ME, underlay_mtu=9000)
+    unknown = desired(doc(rec("10.0.0.2", 2)), ME, underlay_mtu=None)
+    assert jumbo is not None and jumbo.vtep is not None and jumbo.vtep.mtu == 8950
+    assert unknown is not None and unknown.vtep is not None and unknown.vtep.mtu == 1450
+
+
+def test_options_turn_bridges_off_and_with_them_nat() -> None:
+    options = AgentOptions(ip=IPv4Address("10.0.0.2"), mesos_bridge=False, docker_bridge=False)
+    want = desired(doc(rec("10.0.0.2", 2), rec("10.0.0.3", 3)), options, 1500)
+    assert want is not None
+    assert want.bridges == frozenset()
+    assert want.masquerade is None
+    assert not want.forwarding
+    assert len(want.routes) == 1  # peers are still reachable from the host
+
+
+def test_only_shared_overlays_are_routed() -> None:
+    two = [("dcos", "9.0.0.0/8", 26), ("blue", "10.99.0.0/16", 28)]
+    state = doc(rec("10.0.0.2", 2, [two[0]]), rec("10.0.0.3", 3, two), overlays=two)
+    want = desired(state, ME, 1500)
+    assert want is not None
+    assert want.routes == {Route(IPv4Network("9.0.0.192/26"), IPv4Address("44.128.0.3"))}
+    assert want.masquerade is not None
+    assert want.masquerade.overlays == {IPv4Network("9.0.0.0/8"), IPv4Network("10.99.0.0/16")}
+    assert want.masquerade.sources == {IPv4Network("9.0.0.0/8")}
+
+
+def test_two_overlays_give_two_routes_for_one_peer() -> None:
+    two = [("dcos", "9.0.0.0/8", 26), ("blue", "10.99.0.0/16", 28)]
+    state = doc(rec("10.0.0.2", 2, two), rec("10.0.0.3", 3, two), overlays=two)
+    want = desired(state, ME, 1500)
+    assert want is not None
+    assert len(want.neighbours) == 1 and len(want.fdb) == 1
+    assert {r.dst for r in want.routes} == {
+        IPv4Network("9.0.0.192/26"),
+        IPv4Network("10.99.0.48/28"),
+    }
+    assert len(want.bridges) == 4
+
+
+def test_conflicting_peers_first_by_ip_wins_and_malformed_peer_skipped() -> None:
+    clash = rec("10.0.0.4", 3)  # same VTEP as 10.0.0.3
+    broken = {
+        "ip": "10.0.0.5",
+        "overlays": [
+            {
+                "info": {"name": "dcos"},
+                "subnet": "9.0.1.0/26",
+                "backend": {"vxlan": {"vtep_ip": "nonsense"}},
+            }
+        ],
+    }
+    not_a_record = {"overlays": []}
+    state = doc(rec("10.0.0.2", 2), clash, rec("10.0.0.3", 3), broken, not_a_record)
+    want = desired(state, ME, 1500)
+    assert want is not None
+    assert want.fdb == {FdbEntry("70:b3:d5:80:00:03", IPv4Address("10.0.0.3"))}
+
+
+def test_peer_claiming_my_subnet_or_vtep_is_ignored() -> None:
+    thief = rec("10.0.0.7", 7)
+    thief["overlays"][0]["subnet"] = "9.0.0.128/26"  # ours
+    twin = rec("10.0.0.8", 2)  # our VTEP IP and MAC
+    want = desired(doc(rec("10.0.0.2", 2), thief, twin), ME, 1500)
+    assert want is not None
+    assert want.routes == frozenset() and want.neighbours == frozenset()
+
+
+def test_no_overlays_means_no_vtep() -> None:
+    want = desired(doc({"ip": "10.0.0.2", "overlays": []}), ME, 1500)
+    assert want is not None
+    assert want.vtep is None and want.bridges == frozenset() and want.routes == frozenset()
+
+
+def test_own_malformed_record_raises() -> None:
+    with pytest.raises(StateError):
+        desired(doc({"ip": "10.0.0.2", "overlays": "nope"}), ME, 1500)
+    bad = rec("10.0.0.2", 2)
+    bad["overlays"][0]["backend"]["vxlan"]["vtep_mac"] = "zz"
+    with pytest.raises(StateError):
+        desired(doc(bad), ME, 1500)
+
+
+def test_configurable_port_and_uppercase_mac_normalised() -> None:
+    mine = rec("10.0.0.2", 2)
+    mine["overlays"][0]["backend"]["vxlan"]["vtep_mac"] = "70:B3:D5:80:00:02"
+    want = desired(doc(mine), AgentOptions(ip=IPv4Address("10.0.0.2"), vxlan_port=4789), 1500)
+    assert want is not None and want.vtep is not None
+    assert (want.vtep.port, want.vtep.mac) == (4789, "70:b3:d5:80:00:02")
