@@ -322,32 +322,50 @@ class AgentLoop:
 
     def overlay_document(self) -> dict[str, Any]:
         """``GET /overlay-agent/overlay``: our record as the master sent it, plus local state."""
-        record = self.state.agents.get(self.ip, {})
-        want = self.outcome.want if self.outcome is not None else None
-        bridges = {b.name: b for b in want.bridges} if want is not None else {}
-        overlays = []
-        for overlay in record.get("overlays", []):
-            doc = dict(overlay)
-            name = str(doc.get("info", {}).get("name", ""))
-            status = self.statuses().get(name, OverlayStatus(STATUS_CONFIGURING))
-            doc["state"] = {k: v for k, v in status.wire(name).items() if k != "name"}
-            mesos = doc.get("mesos_bridge")
-            if isinstance(mesos, Mapping) and mesos.get("name") in bridges:
-                bridge = bridges[str(mesos["name"])]
-                doc["mesos_bridge"] = {**mesos, "capacity": self._capacity(name, bridge)}
-            overlays.append(doc)
-        return {"ip": self.ip, "overlays": overlays}
+        return agent_document(
+            self.ip, self.state, self.outcome, self.settings.cni_data_dir, self.metrics
+        )
 
-    def _capacity(self, overlay: str, bridge: Bridge) -> dict[str, Any]:
-        try:
-            c = cni.capacity(overlay, bridge, self.settings.cni_data_dir)
-        except CniError as e:
-            return {"error": str(e)}
+
+def agent_document(
+    ip: str,
+    state: ClusterState,
+    outcome: Outcome | None,
+    data_dir: Path,
+    metrics: Metrics | None = None,
+) -> dict[str, Any]:
+    """DC/OS's ``AgentInfo`` for us: overlays with ``state``, Mesos bridges with ``capacity``."""
+    record = state.agents.get(ip, {})
+    want = outcome.want if outcome is not None else None
+    bridges = {b.name: b for b in want.bridges} if want is not None else {}
+    statuses = outcome.statuses if outcome is not None else {}
+    overlays = []
+    for overlay in record.get("overlays", []):
+        doc = dict(overlay)
+        name = str(doc.get("info", {}).get("name", ""))
+        status = statuses.get(name, OverlayStatus(STATUS_CONFIGURING))
+        doc["state"] = {k: v for k, v in status.wire(name).items() if k != "name"}
+        mesos = doc.get("mesos_bridge")
+        if isinstance(mesos, Mapping) and mesos.get("name") in bridges:
+            bridge = bridges[str(mesos["name"])]
+            doc["mesos_bridge"] = {**mesos, "capacity": _capacity(name, bridge, data_dir, metrics)}
+        overlays.append(doc)
+    return {"ip": ip, "overlays": overlays}
+
+
+def _capacity(
+    overlay: str, bridge: Bridge, data_dir: Path, metrics: Metrics | None
+) -> dict[str, Any]:
+    try:
+        c = cni.capacity(overlay, bridge, data_dir)
+    except CniError as e:
+        return {"error": str(e)}
+    if metrics is not None:
         for kind, value in (("total", c.total), ("used", c.used), ("free", c.free)):
-            self.metrics.addresses.labels(bridge.name, kind).set(value)
-        return {
-            "total": c.total,
-            "used": c.used,
-            "free": c.free,
-            "addresses": [str(a) for a in c.addresses],
-        }
+            metrics.addresses.labels(bridge.name, kind).set(value)
+    return {
+        "total": c.total,
+        "used": c.used,
+        "free": c.free,
+        "addresses": [str(a) for a in c.addresses],
+    }

@@ -3,12 +3,14 @@ fed cluster-state documents directly (no masters involved)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
-from topology import Bed
+import statedoc
+from topology import Bed, ipj, sh
 
 from overlay_agent.cluster import ClusterState
 from overlay_agent.desired import AgentOptions
@@ -45,3 +47,33 @@ def local_agent(bed: Bed, k: int, **options: Any) -> LocalAgent:
     settings = Settings(AgentOptions(ip=IPv4Address(ip), **options), ns, cni_dir, data_dir)
     reconciler = Reconciler(settings, Kernel(ns, IPv4Address(ip)), Nat(ns))
     return LocalAgent(k, ns, ip, cni_dir, data_dir, reconciler)
+
+
+def cluster(bed: Bed, ks: tuple[int, ...] = (1, 2, 3), **kw: object) -> dict[str, object]:
+    return statedoc.state([statedoc.record(bed.agent_ip(k), k) for k in ks], **kw)  # type: ignore[arg-type]
+
+
+def routes(ns: str) -> set[tuple[str, str]]:
+    return {(r["dst"], r.get("gateway", "")) for r in ipj(ns, "route", "show", "proto", "211")}
+
+
+def neighbours(ns: str) -> set[tuple[str, str]]:
+    return {
+        (n["dst"], n["lladdr"])
+        for n in ipj(ns, "neigh", "show", "dev", "vtep1024")
+        if "PERMANENT" in n.get("state", [])
+    }
+
+
+def fdb(ns: str) -> set[tuple[str, str]]:
+    out = json.loads(sh("bridge", "-n", ns, "-j", "fdb", "show", "dev", "vtep1024").stdout)
+    return {(e["mac"], e["dst"]) for e in out if "self" in e.get("flags", []) and "dst" in e}
+
+
+def expected_peer_objects(
+    bed: Bed, me: int, peers: tuple[int, ...]
+) -> tuple[set[tuple[str, str]], ...]:
+    r = {(str(statedoc.block("9.0.0.0/8", 26, k)), f"44.128.0.{k}") for k in peers if k != me}
+    n = {(f"44.128.0.{k}", f"70:b3:d5:80:00:{k:02x}") for k in peers if k != me}
+    f = {(f"70:b3:d5:80:00:{k:02x}", bed.agent_ip(k)) for k in peers if k != me}
+    return r, n, f

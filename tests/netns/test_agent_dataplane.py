@@ -8,8 +8,15 @@ import json
 from collections.abc import Iterator
 
 import pytest
-import statedoc
-from harness import LocalAgent, local_agent
+from harness import (
+    LocalAgent,
+    cluster,
+    expected_peer_objects,
+    fdb,
+    local_agent,
+    neighbours,
+    routes,
+)
 from topology import Bed, add_container, ipj, ping_check, sh, wait_for
 
 pytestmark = pytest.mark.netns
@@ -24,36 +31,6 @@ def trio(bed: Bed) -> Iterator[list[LocalAgent]]:
     finally:
         for a in agents:
             a.close()
-
-
-def cluster(bed: Bed, ks: tuple[int, ...] = (1, 2, 3), **kw: object) -> dict[str, object]:
-    return statedoc.state([statedoc.record(bed.agent_ip(k), k) for k in ks], **kw)  # type: ignore[arg-type]
-
-
-def routes(ns: str) -> set[tuple[str, str]]:
-    return {(r["dst"], r.get("gateway", "")) for r in ipj(ns, "route", "show", "proto", "211")}
-
-
-def neighbours(ns: str) -> set[tuple[str, str]]:
-    return {
-        (n["dst"], n["lladdr"])
-        for n in ipj(ns, "neigh", "show", "dev", "vtep1024")
-        if "PERMANENT" in n.get("state", [])
-    }
-
-
-def fdb(ns: str) -> set[tuple[str, str]]:
-    out = json.loads(sh("bridge", "-n", ns, "-j", "fdb", "show", "dev", "vtep1024").stdout)
-    return {(e["mac"], e["dst"]) for e in out if "self" in e.get("flags", []) and "dst" in e}
-
-
-def expected_peer_objects(
-    bed: Bed, me: int, peers: tuple[int, ...]
-) -> tuple[set[tuple[str, str]], ...]:
-    r = {(str(statedoc.block("9.0.0.0/8", 26, k)), f"44.128.0.{k}") for k in peers if k != me}
-    n = {(f"44.128.0.{k}", f"70:b3:d5:80:00:{k:02x}") for k in peers if k != me}
-    f = {(f"70:b3:d5:80:00:{k:02x}", bed.agent_ip(k)) for k in peers if k != me}
-    return r, n, f
 
 
 def test_three_agents_program_kernel_and_containers_ping_over_vxlan(
