@@ -1,0 +1,90 @@
+"""Registration throughput: agents/s through the HTTP API of 3 replicas, 32 concurrent clients.
+
+The baseline is raw PySyncObj synchronous writes (counter increments, the master's exact
+``SyncObjConf``) with the same 32 clients spread the same way over its three replicas, driven by
+the same load generator process over a line protocol. Segments alternate between the two
+clusters (raw, master, raw, master, ...) so both see the same noise; each segment is one rate.
+
+This benchmark also fills the main cluster to one agent short of full size (4,093 of the /20's
+4,094 VTEPs): the later benchmarks reuse it.
+"""
+
+from __future__ import annotations
+
+from bench import loadgen, stats
+from bench.clusters import TWO_OVERLAYS, OverlayCluster, RawCluster
+from bench.context import Context
+from bench.report import Row
+
+CLIENTS = 32
+
+
+def segments(total: int, parts: int) -> list[int]:
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def run(ctx: Context) -> list[Row]:
+    main = OverlayCluster(ctx.workdir / "main", config_text=TWO_OVERLAYS)
+    ctx.main = main
+    main.start_all()
+    raw = RawCluster(ctx.workdir / "throughput-raw")
+    ours: list[dict[str, float]] = []
+    base: list[dict[str, float]] = []
+    try:
+        raw.start_all()
+        first = 0
+        for count in segments(ctx.sizes.agents - 1, ctx.sizes.throughput_segments):
+            spec = {"clients": CLIENTS, "count": count}
+            base.append(
+                loadgen.launch(
+                    "throughput",
+                    {**spec, "kind": "raw", "targets": [r.control for r in raw.replicas]},
+                    300,
+                )
+            )
+            ours.append(
+                loadgen.launch(
+                    "throughput",
+                    {
+                        **spec,
+                        "kind": "http",
+                        "targets": [r.http for r in main.replicas],
+                        "token": main.token,
+                        "first_agent": first,
+                    },
+                    300,
+                )
+            )
+            first += count
+    finally:
+        raw.stop_all()
+    ctx.main_agents = first
+    errors = sum(int(s["errors"]) for s in ours)
+    if errors:
+        raise AssertionError(f"{errors} registrations failed: {ours[0].get('first_errors')}")
+    ratio = stats.median([s["rate"] for s in ours]) / stats.median([s["rate"] for s in base])
+    return [
+        Row(
+            "throughput",
+            f"registration throughput: {CLIENTS} clients over 3 replicas, "
+            f"{first:,} agents in {len(ours)} segments",
+            summary(ours),
+            "raw PySyncObj sync writes: " + summary(base),
+            f"{ratio:.2f}x",
+            "at least 0.5x raw",
+            ratio >= 0.5,
+            notes=f"Median and worst of {len(ours)} segments, alternating raw/master. Load "
+            "generator in its own process; its CPU time per segment: master "
+            + ", ".join(f"{s['client_cpu']:.2f} s of {s['elapsed']:.2f} s" for s in ours)
+            + "; raw "
+            + ", ".join(f"{s['client_cpu']:.2f} s of {s['elapsed']:.2f} s" for s in base)
+            + ". Per-request latency p50/p99, master: "
+            + ", ".join(f"{stats.seconds(s['p50'])}/{stats.seconds(s['p99'])}" for s in ours)
+            + ".",
+        )
+    ]
+
+
+def summary(runs: list[dict[str, float]]) -> str:
+    rates = [s["rate"] for s in runs]
+    return f"median {stats.median(rates):,.0f}/s, worst {min(rates):,.0f}/s"
