@@ -175,3 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", e)
         return 1
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

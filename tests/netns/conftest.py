@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from topology import Bed
+
+from tests.netns.topology import Bed
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

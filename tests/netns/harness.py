@@ -9,14 +9,13 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
-import statedoc
-from topology import Bed, ipj, sh
-
 from overlay_agent.cluster import ClusterState
 from overlay_agent.desired import AgentOptions
 from overlay_agent.nat import Nat
 from overlay_agent.netlink import Kernel
 from overlay_agent.reconciler import Outcome, Reconciler, Settings
+from tests.netns import statedoc
+from tests.netns.topology import Bed, ipj, sh
 
 
 @dataclass
@@ -73,7 +72,7 @@ def fdb(ns: str) -> set[tuple[str, str]]:
 def expected_peer_objects(
     bed: Bed, me: int, peers: tuple[int, ...]
 ) -> tuple[set[tuple[str, str]], ...]:
-    r = {(str(statedoc.block("9.0.0.0/8", 26, k)), f"44.128.0.{k}") for k in peers if k != me}
+    r = {(str(statedoc.block("9.0.0.0/8", 26, k - 1)), f"44.128.0.{k}") for k in peers if k != me}
     n = {(f"44.128.0.{k}", f"70:b3:d5:80:00:{k:02x}") for k in peers if k != me}
     f = {(f"70:b3:d5:80:00:{k:02x}", bed.agent_ip(k)) for k in peers if k != me}
     return r, n, f

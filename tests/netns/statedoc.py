@@ -1,6 +1,6 @@
 """Cluster-state documents in the master's DC/OS shape (docs/api.md), written out by hand the way
 the reference's worked example allocates them: VTEP 44.128.0.<n>/20, MAC 70:b3:d5:80:00:<n>,
-agent block n of each overlay, lower half m-<name>, upper half d-<name>."""
+agent block n - 1 of each overlay, lower half m-<name>, upper half d-<name>."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ def record(
     bridges: bool = True,
     vtep_mtu: int | None = None,
 ) -> dict[str, Any]:
-    """Agent ``ip`` holding VTEP number ``n`` (1..) and block ``n`` of each overlay."""
+    """Agent ``ip`` holding VTEP number ``n`` (1..) and block ``n - 1`` of each overlay (the
+    n-th registration in DC/OS's lowest-first order)."""
     vxlan: dict[str, Any] = {
         "vni": 1024,
         "vtep_ip": f"44.128.0.{n}/20",
@@ -36,7 +37,7 @@ def record(
         vxlan["vtep_mtu"] = vtep_mtu
     docs = []
     for name, subnet, prefix in overlays or [DCOS]:
-        agent_net = block(subnet, prefix, n)
+        agent_net = block(subnet, prefix, n - 1)
         lower, upper = agent_net.subnets(prefixlen_diff=1)
         doc: dict[str, Any] = {
             "backend": {"vxlan": dict(vxlan)},

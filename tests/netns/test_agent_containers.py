@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import statedoc
 from fastapi.testclient import TestClient
-from harness import LocalAgent, cluster, local_agent
-from topology import Bed, add_container, sh, wait_for
 
 from overlay_agent.api import create_app
 from overlay_agent.cluster import ClusterState
 from overlay_agent.metrics import Metrics
 from overlay_agent.reconciler import Outcome, agent_document
+from tests.netns import statedoc
+from tests.netns.harness import LocalAgent, cluster, local_agent
+from tests.netns.topology import Bed, add_container, sh, wait_for
 
 pytestmark = pytest.mark.netns
 

@@ -8,7 +8,8 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from harness import (
+
+from tests.netns.harness import (
     LocalAgent,
     cluster,
     expected_peer_objects,
@@ -17,7 +18,7 @@ from harness import (
     neighbours,
     routes,
 )
-from topology import Bed, add_container, ipj, ping_check, sh, wait_for
+from tests.netns.topology import Bed, add_container, ipj, ping_check, sh, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -51,9 +52,9 @@ def test_three_agents_program_kernel_and_containers_ping_over_vxlan(
         "44.128.0.1"
     }
     (m,) = ipj(a1, "-4", "addr", "show", "m-dcos")
-    assert [(x["local"], x["prefixlen"]) for x in m["addr_info"]] == [("9.0.0.65", 27)]
+    assert [(x["local"], x["prefixlen"]) for x in m["addr_info"]] == [("9.0.0.1", 27)]
     (d,) = ipj(a1, "-4", "addr", "show", "d-dcos")
-    assert [(x["local"], x["prefixlen"]) for x in d["addr_info"]] == [("9.0.0.97", 27)]
+    assert [(x["local"], x["prefixlen"]) for x in d["addr_info"]] == [("9.0.0.33", 27)]
     assert (
         sh("ip", "netns", "exec", a1, "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "1"
     )
@@ -77,7 +78,7 @@ def test_three_agents_program_kernel_and_containers_ping_over_vxlan(
     )
     containers = [add_container(bed, a.ns, a.conf(), f"c{a.k}") for a in trio]
     assert [c.error for c in containers] == [None, None, None]
-    assert [c.ip for c in containers] == ["9.0.0.66", "9.0.0.130", "9.0.0.194"]
+    assert [c.ip for c in containers] == ["9.0.0.2", "9.0.0.66", "9.0.0.130"]
     for src in containers:
         for dst in containers:
             if src is not dst:
@@ -110,7 +111,7 @@ def test_cni_config_is_what_the_plugins_run(bed: Bed, trio: list[LocalAgent]) ->
         conf["hairpinMode"],
     ) == ("bridge", "m-dcos", True, False, True)
     assert conf["mtu"] == 1450
-    assert conf["ipam"]["subnet"] == "9.0.0.64/27"
+    assert conf["ipam"]["subnet"] == "9.0.0.0/27"
     assert conf["ipam"]["dataDir"] == str(trio[0].data_dir)
     c = add_container(bed, trio[0].ns, trio[0].conf(), "c1")
     assert c.error is None
@@ -119,4 +120,4 @@ def test_cni_config_is_what_the_plugins_run(bed: Bed, trio: list[LocalAgent]) ->
     assert (trio[0].data_dir / "dcos" / c.ip).exists()  # type: ignore[operator]
     # the plugin found our bridge and kept its gateway: no second address, no new bridge
     (m,) = ipj(trio[0].ns, "-4", "addr", "show", "m-dcos")
-    assert [x["local"] for x in m["addr_info"]] == ["9.0.0.65"]
+    assert [x["local"] for x in m["addr_info"]] == ["9.0.0.1"]

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import statedoc
-from harness import (
+
+from tests.netns import statedoc
+from tests.netns.harness import (
     LocalAgent,
     cluster,
     expected_peer_objects,
@@ -16,7 +17,7 @@ from harness import (
     neighbours,
     routes,
 )
-from topology import Bed, add_container, ipj, ping_check, sh, wait_for
+from tests.netns.topology import Bed, add_container, ipj, ping_check, sh, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -77,7 +78,7 @@ def test_drift_is_repaired_without_recreating_the_vtep(bed: Bed, trio: list[Loca
         bed, 1, (1, 2, 3)
     )
     (m,) = ipj(a1.ns, "-4", "addr", "show", "m-dcos")
-    assert [x["local"] for x in m["addr_info"]] == ["9.0.0.65"]
+    assert [x["local"] for x in m["addr_info"]] == ["9.0.0.1"]
 
 
 def test_pass_without_change_writes_nothing(bed: Bed, trio: list[LocalAgent]) -> None:
@@ -184,8 +185,8 @@ def test_a_second_overlay_gets_its_own_bridges_routes_and_cni_config(
         assert a.reconcile(doc).converged
     names = {link["ifname"] for link in ipj(trio[0].ns, "link", "show")}
     assert {"m-blue", "d-blue", "m-dcos", "d-dcos"} <= names
-    assert ("10.99.0.32/28", "44.128.0.2") in routes(trio[0].ns)
+    assert ("10.99.0.16/28", "44.128.0.2") in routes(trio[0].ns)
     blue1 = add_container(bed, trio[0].ns, trio[0].conf("blue"), "b1")
     blue3 = add_container(bed, trio[2].ns, trio[2].conf("blue"), "b3")
-    assert (blue1.ip, blue3.ip) == ("10.99.0.18", "10.99.0.50")
-    wait_for("b1 -> b3", ping_check(blue1.ns, "10.99.0.50"), timeout=5)
+    assert (blue1.ip, blue3.ip) == ("10.99.0.2", "10.99.0.34")
+    wait_for("b1 -> b3", ping_check(blue1.ns, "10.99.0.34"), timeout=5)

@@ -29,7 +29,7 @@ def rec(
     docs = []
     for name, subnet, prefix in overlays or [("dcos", "9.0.0.0/8", 26)]:
         net = IPv4Network(subnet)
-        agent = IPv4Network((int(net.network_address) + n * (1 << (32 - prefix)), prefix))
+        agent = IPv4Network((int(net.network_address) + (n - 1) * (1 << (32 - prefix)), prefix))
         lower, upper = agent.subnets(prefixlen_diff=1)
         doc: dict[str, Any] = {
             "backend": {
@@ -77,8 +77,8 @@ def test_reference_example_agent_gets_dcos_objects() -> None:
     assert want.vtep.address == IPv4Interface("44.128.0.2/20")
     assert want.vtep.mtu == 1450
     assert want.bridges == {
-        Bridge("m-dcos", "dcos", IPv4Interface("9.0.0.129/27"), 1450),
-        Bridge("d-dcos", "dcos", IPv4Interface("9.0.0.161/27"), 1450),
+        Bridge("m-dcos", "dcos", IPv4Interface("9.0.0.65/27"), 1450),
+        Bridge("d-dcos", "dcos", IPv4Interface("9.0.0.97/27"), 1450),
     }
     assert want.neighbours == {
         Neighbour(IPv4Address("44.128.0.1"), "70:b3:d5:80:00:01"),
@@ -89,8 +89,8 @@ def test_reference_example_agent_gets_dcos_objects() -> None:
         FdbEntry("70:b3:d5:80:00:03", IPv4Address("10.0.0.3")),
     }
     assert want.routes == {
-        Route(IPv4Network("9.0.0.64/26"), IPv4Address("44.128.0.1")),
-        Route(IPv4Network("9.0.0.192/26"), IPv4Address("44.128.0.3")),
+        Route(IPv4Network("9.0.0.0/26"), IPv4Address("44.128.0.1")),
+        Route(IPv4Network("9.0.0.128/26"), IPv4Address("44.128.0.3")),
     }
     assert want.masquerade == Masquerade(
         frozenset({IPv4Network("9.0.0.0/8")}), frozenset({IPv4Network("9.0.0.0/8")})
@@ -133,7 +133,7 @@ def test_only_shared_overlays_are_routed() -> None:
     state = doc(rec("10.0.0.2", 2, [two[0]]), rec("10.0.0.3", 3, two), overlays=two)
     want = desired(state, ME, 1500)
     assert want is not None
-    assert want.routes == {Route(IPv4Network("9.0.0.192/26"), IPv4Address("44.128.0.3"))}
+    assert want.routes == {Route(IPv4Network("9.0.0.128/26"), IPv4Address("44.128.0.3"))}
     assert want.masquerade is not None
     assert want.masquerade.overlays == {IPv4Network("9.0.0.0/8"), IPv4Network("10.99.0.0/16")}
     assert want.masquerade.sources == {IPv4Network("9.0.0.0/8")}
@@ -146,8 +146,8 @@ def test_two_overlays_give_two_routes_for_one_peer() -> None:
     assert want is not None
     assert len(want.neighbours) == 1 and len(want.fdb) == 1
     assert {r.dst for r in want.routes} == {
-        IPv4Network("9.0.0.192/26"),
-        IPv4Network("10.99.0.48/28"),
+        IPv4Network("9.0.0.128/26"),
+        IPv4Network("10.99.0.32/28"),
     }
     assert len(want.bridges) == 4
 
@@ -173,7 +173,7 @@ def test_conflicting_peers_first_by_ip_wins_and_malformed_peer_skipped() -> None
 
 def test_peer_claiming_my_subnet_or_vtep_is_ignored() -> None:
     thief = rec("10.0.0.7", 7)
-    thief["overlays"][0]["subnet"] = "9.0.0.128/26"  # ours
+    thief["overlays"][0]["subnet"] = "9.0.0.64/26"  # ours
     twin = rec("10.0.0.8", 2)  # our VTEP IP and MAC
     want = desired(doc(rec("10.0.0.2", 2), thief, twin), ME, 1500)
     assert want is not None

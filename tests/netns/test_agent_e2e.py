@@ -1,0 +1,246 @@
+"""End to end: three real overlay-master replicas on loopback, three ``overlay-agent`` processes
+(each talking HTTP from the root namespace and programming its own agent namespace), containers
+attached with the real CNI plugins."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.harness.cluster import ROOT, Cluster, free_ports, running_cluster
+from tests.netns.harness import expected_peer_objects, fdb, neighbours, routes
+from tests.netns.topology import Bed, Container, add_container, ping_check, sh, wait_for
+
+pytestmark = pytest.mark.netns
+
+
+@dataclass
+class AgentProcess:
+    k: int
+    ns: str
+    ip: str
+    http: str
+    cni_dir: Path
+    args: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(f"http://{self.http}{path}", timeout=2)
+
+    def ready(self) -> bool:
+        try:
+            return self.get("/readyz").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def metric(self, name: str) -> float:
+        text = self.get("/metrics").text
+        match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+        return float(match.group(1)) if match else 0.0
+
+
+@dataclass
+class World:
+    bed: Bed
+    masters: Cluster
+    agents: list[AgentProcess]
+
+    def start(self, agent: AgentProcess) -> None:
+        agent.proc = self.bed.start(
+            *agent.args, log=self.bed.root / f"agent-{agent.k}.log", env={"PYTHONPATH": str(ROOT)}
+        )
+
+    def wait_ready(self, agent: AgentProcess, timeout: float = 30) -> None:
+        def ready() -> bool:
+            assert agent.proc is not None and agent.proc.poll() is None, self.log(agent)
+            return agent.ready()
+
+        wait_for(f"agent {agent.k} ready", ready, timeout=timeout, every=0.1)
+
+    def log(self, agent: AgentProcess) -> str:
+        return (self.bed.root / f"agent-{agent.k}.log").read_text()[-3000:]
+
+    def master_state(self) -> dict[str, Any]:
+        replica = next(r for r in self.masters.replicas if r.alive)
+        body: dict[str, Any] = self.masters.state(replica).json()
+        return body
+
+    def container(self, agent: AgentProcess, name: str) -> Container:
+        c = add_container(self.bed, agent.ns, agent.cni_dir / "dcos.conf", name)
+        assert c.error is None, c.error
+        return c
+
+
+@pytest.fixture
+def world(bed: Bed, tmp_path: Path) -> Iterator[World]:
+    bed.build(agents=3)
+    with running_cluster(tmp_path / "masters") as masters:
+        urls = ",".join(r.url for r in masters.replicas)
+        ports = free_ports(3)
+        agents = []
+        for k in (1, 2, 3):
+            http = f"127.0.0.1:{ports[k - 1]}"
+            cni_dir = tmp_path / f"a{k}" / "cni"
+            args = [
+                sys.executable,
+                "-m",
+                "overlay_agent.cli",
+                "--masters",
+                urls,
+                "--ip",
+                bed.agent_ip(k),
+                "--netns",
+                bed.agent_ns(k),
+                "--token-file",
+                str(masters.root / "token"),
+                "--cni-dir",
+                str(cni_dir),
+                "--cni-data-dir",
+                str(tmp_path / f"a{k}" / "run"),
+                "--http",
+                http,
+                "--resync",
+                "1",
+                "--watch-timeout",
+                "5",
+            ]
+            agents.append(AgentProcess(k, bed.agent_ns(k), bed.agent_ip(k), http, cni_dir, args))
+        w = World(bed, masters, agents)
+        try:
+            for a in agents:  # one after the other: VTEP n goes to agent n, as in statedoc
+                w.start(a)
+                w.wait_ready(a)
+            yield w
+        finally:
+            for a in agents:
+                if a.proc is not None:
+                    bed.stop(a.proc)
+
+
+def test_cluster_with_real_masters_pings_reports_status_and_forgets_deleted_agents(
+    world: World,
+) -> None:
+    bed, agents = world.bed, world.agents
+    state = world.master_state()
+    by_ip = {a["ip"]: a for a in state["agents"]}
+    for a in agents:
+        wait_for(
+            f"agent {a.k} status on the masters",
+            lambda a=a: (
+                [o.get("state") for o in world.master_state()["agents"] if o["ip"] == a.ip][0:1]
+                and all(
+                    o.get("state", {}).get("status") == "STATUS_OK"
+                    for r in world.master_state()["agents"]
+                    if r["ip"] == a.ip
+                    for o in r["overlays"]
+                )
+            ),
+        )
+        assert by_ip[a.ip]["overlays"][0]["backend"]["vxlan"]["vtep_ip"] == f"44.128.0.{a.k}/20"
+        assert (routes(a.ns), neighbours(a.ns), fdb(a.ns)) == expected_peer_objects(
+            bed, a.k, (1, 2, 3)
+        )
+        local = a.get("/overlay-agent/overlay").json()
+        assert local["overlays"][0]["state"] == {"status": "STATUS_OK"}
+
+    cs = [world.container(a, f"c{a.k}") for a in agents]
+    for src in cs:
+        for dst in cs:
+            if src is not dst and dst.ip:
+                wait_for(f"{src.ns} -> {dst.ip}", ping_check(src.ns, dst.ip), timeout=5)
+
+    replica = world.masters.replicas[1]
+    answer = httpx.post(
+        f"{replica.url}/overlay-master/agents/delete",
+        json={"agents": [bed.agent_ip(3)]},
+        headers=world.masters.auth,
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    for a in agents[:2]:
+        wait_for(
+            f"agent {a.k} to drop agent 3",
+            lambda a=a: (
+                (routes(a.ns), neighbours(a.ns), fdb(a.ns))
+                == expected_peer_objects(bed, a.k, (1, 2))
+            ),
+            timeout=5,
+        )
+    assert cs[1].ip is not None
+    assert ping_check(cs[0].ns, cs[1].ip)()
+
+
+def test_route_deleted_by_hand_comes_back_on_the_periodic_pass(world: World) -> None:
+    a1 = world.agents[0]
+    sh("ip", "-n", a1.ns, "route", "del", "9.0.0.128/26")
+    sh(
+        "bridge",
+        "-n",
+        a1.ns,
+        "fdb",
+        "del",
+        "70:b3:d5:80:00:03",
+        "dev",
+        "vtep1024",
+        "dst",
+        world.bed.agent_ip(3),
+        "self",
+    )
+    wait_for(
+        "the periodic pass to repair agent 1",
+        lambda: (routes(a1.ns), fdb(a1.ns)) == expected_peer_objects(world.bed, 1, (1, 2, 3))[::2],
+        timeout=10,
+    )
+
+
+def test_agent_restart_while_containers_ping_loses_nothing(world: World) -> None:
+    a1, a2 = world.agents[0], world.agents[1]
+    c1, c2 = world.container(a1, "c1"), world.container(a2, "c2")
+    assert c2.ip is not None
+    wait_for("c1 -> c2", ping_check(c1.ns, c2.ip), timeout=5)
+    log = world.bed.root / "ping.log"
+    ping = world.bed.start(
+        "ip", "netns", "exec", c1.ns, "ping", "-i", "0.01", "-c", "1500", c2.ip, log=log
+    )
+    assert a1.proc is not None
+    world.bed.stop(a1.proc, signal.SIGTERM)
+    world.start(a1)
+    world.wait_ready(a1)
+    assert ping.poll() is None, (
+        "the ping ended before the restarted agent was ready: nothing was tested"
+    )
+    wait_for("the ping to finish", lambda: ping.poll() is not None, timeout=60, every=0.2)
+    summary = log.read_text()
+    assert re.search(r"1500 packets transmitted, 1500 received", summary), summary[-500:]
+
+
+def test_masters_gone_keeps_the_data_plane_and_the_agent_retrying(world: World) -> None:
+    a1, a2 = world.agents[0], world.agents[1]
+    c1, c2 = world.container(a1, "c1"), world.container(a2, "c2")
+    assert c2.ip is not None
+    world.masters.stop_all()
+    failures = a1.metric("overlay_agent_master_failures")
+    passes = a1.metric('overlay_agent_reconciles_total{result="converged"}')
+    wait_for(
+        "agent 1 to fail over a few times and keep reconciling",
+        lambda: (
+            a1.metric("overlay_agent_master_failures") >= failures + 2
+            and a1.metric('overlay_agent_reconciles_total{result="converged"}') >= passes + 2
+        ),
+        timeout=30,
+        every=0.2,
+    )
+    assert (routes(a1.ns), neighbours(a1.ns), fdb(a1.ns)) == expected_peer_objects(
+        world.bed, 1, (1, 2, 3)
+    )
+    assert ping_check(c1.ns, c2.ip)()
+    assert a1.ready()
