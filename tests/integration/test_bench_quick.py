@@ -1,0 +1,85 @@
+"""The benchmark suite's quick mode runs end to end and produces every row (no timing checks).
+
+Timings belong in BENCHMARKS.md, not in tests; this only keeps ``python -m bench`` from rotting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness.cluster import ROOT
+
+pytestmark = pytest.mark.integration
+
+MASTER_ROWS = {
+    "alloc.total",
+    "alloc.last",
+    "failover",
+    "throughput",
+    "convergence.small",
+    "watcher_cost.small",
+    "convergence.large",
+    "watcher_cost.large",
+    "state.leader",
+    "state.follower",
+    "state.local",
+    "footprint.rss",
+    "footprint.disk",
+    "restart",
+}
+
+
+@pytest.fixture
+def bench_run(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--only",
+            "allocator,failover,throughput,convergence,state,footprint",
+            "--output",
+            str(tmp_path / "BENCHMARKS.md"),
+            "--json",
+            str(tmp_path / "rows.json"),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)  # the runner ends its children by PID on SIGTERM
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)  # children die with it (PR_SET_PDEATHSIG)
+                proc.wait(timeout=30)
+
+
+@pytest.mark.timeout(280)
+def test_quick_benchmarks_complete_with_every_row(
+    bench_run: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    output, _ = bench_run.communicate(timeout=240)
+    text = output.decode(errors="replace")
+    assert bench_run.returncode == 0, text[-4000:]
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    keys = {row["key"] for row in rows}
+    assert keys >= MASTER_ROWS, f"missing rows: {sorted(MASTER_ROWS - keys)}"
+    assert not [k for k in keys if k.startswith("error.")], text[-4000:]
+    assert all(row["result"] for row in rows)
+    report = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "## Results" in report and "Machine:" in report
