@@ -40,6 +40,7 @@ from overlay_master import allocator, dcos_json
 from overlay_master.allocator import AgentRecord, ClusterState, Result
 from overlay_master.errors import BindError, NotReadyError
 from overlay_master.network import NetworkConfig
+from overlay_master.raft_transport import ConflictOnlyTransport
 from overlay_master.replicated import ReplicatedCluster
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,11 @@ class Node:
         self.cluster = ReplicatedCluster(self._on_applied)
         raft.data_dir.mkdir(parents=True, exist_ok=True)
         self.syncobj = SyncObj(
-            raft.self_address, list(raft.peers), self._conf(), consumers=[self.cluster]
+            raft.self_address,
+            list(raft.peers),
+            self._conf(),
+            consumers=[self.cluster],
+            transportClass=ConflictOnlyTransport,  # pysyncobj truncates matching entries
         )
 
     def _conf(self) -> SyncObjConf:
