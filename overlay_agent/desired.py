@@ -231,7 +231,7 @@ def _peers(
     if vtep is None:
         return frozenset(), frozenset(), frozenset()
     shared = {lo.name: lo for lo in local if lo.subnet is not None}
-    claimed_nets: list[IPv4Network] = [n for lo in local for n in _own_nets(lo)]
+    claims = _Claims(n for lo in local for n in _own_nets(lo))
     neighbours: dict[IPv4Address, Neighbour] = {}
     fdb: dict[str, FdbEntry] = {}
     routes: list[Route] = []
@@ -244,14 +244,45 @@ def _peers(
         vtep_ip, mac, nets = peer
         if vtep_ip in neighbours or mac in fdb or vtep_ip == vtep.address.ip or mac == vtep.mac:
             continue
-        fresh = [n for n in nets if not any(n.overlaps(c) for c in claimed_nets)]
+        fresh = [n for n in nets if not claims.overlaps(n)]
         if not fresh:
             continue
         neighbours[vtep_ip] = Neighbour(vtep_ip, mac)
         fdb[mac] = FdbEntry(mac, ip)
         routes.extend(Route(n, vtep_ip) for n in fresh)
-        claimed_nets.extend(fresh)
+        for n in fresh:
+            claims.add(n)
     return frozenset(neighbours.values()), frozenset(fdb.values()), frozenset(routes)
+
+
+class _Claims:
+    """Networks already taken; overlap tests in O(prefix length), not O(claims).
+
+    Networks are handled as (address int, prefix) pairs: two networks overlap exactly when one
+    is a supernet of (or equal to) the other.
+    """
+
+    def __init__(self, nets: Iterable[IPv4Network]) -> None:
+        self._claimed: set[tuple[int, int]] = set()
+        self._covering: set[tuple[int, int]] = set()  # every supernet of (and including) a claim
+        for net in nets:
+            self.add(net)
+
+    def add(self, net: IPv4Network) -> None:
+        self._claimed.add(_key(net))
+        self._covering.update(_supernets(net))
+
+    def overlaps(self, net: IPv4Network) -> bool:
+        return _key(net) in self._covering or any(s in self._claimed for s in _supernets(net))
+
+
+def _key(net: IPv4Network) -> tuple[int, int]:
+    return int(net.network_address), net.prefixlen
+
+
+def _supernets(net: IPv4Network) -> list[tuple[int, int]]:
+    address = int(net.network_address)
+    return [(address & (0xFFFFFFFF << (32 - p)) & 0xFFFFFFFF, p) for p in range(net.prefixlen + 1)]
 
 
 def _own_nets(overlay: LocalOverlay) -> Iterable[IPv4Network]:

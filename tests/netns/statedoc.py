@@ -4,7 +4,7 @@ agent block n - 1 of each overlay, lower half m-<name>, upper half d-<name>."""
 
 from __future__ import annotations
 
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 VTEP_SUBNET = "44.128.0.0/20"
@@ -18,6 +18,15 @@ def block(subnet: str, prefix: int, slot: int) -> IPv4Network:
     return IPv4Network((int(net.network_address) + slot * size, prefix))
 
 
+def vtep_ip(n: int) -> IPv4Address:
+    return IPv4Address("44.128.0.0") + n
+
+
+def vtep_mac(n: int) -> str:
+    low = int(vtep_ip(n)) & 0xFFFFFF
+    return "70:b3:d5:" + ":".join(f"{(low >> s) & 0xFF:02x}" for s in (16, 8, 0))
+
+
 def record(
     ip: str,
     n: int,
@@ -29,8 +38,8 @@ def record(
     n-th registration in DC/OS's lowest-first order)."""
     vxlan: dict[str, Any] = {
         "vni": 1024,
-        "vtep_ip": f"44.128.0.{n}/20",
-        "vtep_mac": f"70:b3:d5:80:00:{n:02x}",
+        "vtep_ip": f"{vtep_ip(n)}/20",
+        "vtep_mac": vtep_mac(n),
         "vtep_name": "vtep1024",
     }
     if vtep_mtu is not None:
