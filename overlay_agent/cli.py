@@ -8,7 +8,7 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from ipaddress import IPv4Address
@@ -19,6 +19,7 @@ import uvicorn
 from overlay_agent.api import create_app
 from overlay_agent.client import MasterClient
 from overlay_agent.desired import DEFAULT_VXLAN_PORT, AgentOptions
+from overlay_agent.docker import DEFAULT_SOCKET, Docker
 from overlay_agent.errors import AgentError, ConfigError
 from overlay_agent.metrics import Metrics
 from overlay_agent.nat import Nat
@@ -38,6 +39,7 @@ class CliSettings:
     http: tuple[str, int] | None
     resync: float
     watch_timeout: float
+    docker_host: str | None = None  # None: Docker support off
 
 
 def parser() -> argparse.ArgumentParser:
@@ -54,6 +56,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-mesos-bridge", action="store_true", help="do not ask for m-<name>")
     p.add_argument("--no-docker-bridge", action="store_true", help="do not ask for d-<name>")
+    p.add_argument(
+        "--docker-host",
+        help="Docker daemon for the d-<name> networks, unix:///PATH or tcp://HOST:PORT (default: "
+        f"DOCKER_HOST, else {DEFAULT_SOCKET} if it exists; without --netns only)",
+    )
+    p.add_argument("--no-docker", action="store_true", help="create no Docker networks")
     p.add_argument("--http", help="HOST:PORT for /overlay-agent/overlay, /readyz, /metrics")
     p.add_argument("--vxlan-port", type=int, default=DEFAULT_VXLAN_PORT, help="VXLAN UDP port")
     p.add_argument("--resync", type=float, default=10.0, help="seconds between repair passes")
@@ -91,9 +99,42 @@ def settings(argv: Sequence[str] | None = None) -> tuple[CliSettings, str]:
             http=_host_port(args.http) if args.http else None,
             resync=args.resync,
             watch_timeout=args.watch_timeout,
+            docker_host=docker_host(args.docker_host, args.no_docker, args.netns),
         ),
         args.log_level,
     )
+
+
+def docker_host(
+    flag: str | None,
+    off: bool,
+    netns: str | None,
+    environ: Mapping[str, str] = os.environ,
+    exists: Callable[[str], bool] = os.path.exists,
+) -> str | None:
+    """The Docker daemon to use, or None for no Docker support.
+
+    Without ``--docker-host`` the defaults apply only when the agent programs its own namespace:
+    DOCKER_HOST and /var/run/docker.sock name a daemon of the host, whose bridges would land in
+    the host's namespace, not in ``--netns``.
+    """
+    if off:
+        if flag:
+            raise ConfigError("--docker-host and --no-docker exclude each other")
+        return None
+    if flag:
+        return _docker_url("--docker-host", flag)
+    if netns is not None:
+        return None
+    if environ.get("DOCKER_HOST"):
+        return _docker_url("DOCKER_HOST", environ["DOCKER_HOST"])
+    return f"unix://{DEFAULT_SOCKET}" if exists(DEFAULT_SOCKET) else None
+
+
+def _docker_url(source: str, url: str) -> str:
+    if not url.startswith(("unix:///", "tcp://")):
+        raise ConfigError(f"{source}: expected unix:///PATH or tcp://HOST:PORT, got {url!r}")
+    return url
 
 
 def _token(path: Path | None) -> str | None:
@@ -120,7 +161,8 @@ async def serve(cfg: CliSettings) -> None:
     kernel = await loop.run_in_executor(executor, Kernel, agent.netns, agent.options.ip)
     client = MasterClient(cfg.masters, cfg.token)
     metrics = Metrics()
-    reconciler = Reconciler(agent, kernel, Nat(agent.netns))
+    engine = Docker(cfg.docker_host) if cfg.docker_host else None
+    reconciler = Reconciler(agent, kernel, Nat(agent.netns), engine)
     runner = AgentLoop(
         agent, reconciler, client, metrics, cfg.resync, cfg.watch_timeout, executor=executor
     )
@@ -147,6 +189,8 @@ async def serve(cfg: CliSettings) -> None:
         await asyncio.gather(*tasks, waiter, return_exceptions=True)
         await client.aclose()
         await loop.run_in_executor(executor, kernel.close)
+        if engine is not None:
+            engine.close()
         executor.shutdown(wait=True)
 
 
@@ -168,7 +212,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=level.upper(),
         format=f"%(asctime)s {cfg.agent.options.ip} %(levelname)s %(name)s: %(message)s",
     )
-    log.info("starting (pid %d, netns %s)", os.getpid(), cfg.agent.netns or "-")
+    log.info(
+        "starting (pid %d, netns %s, docker %s)",
+        os.getpid(),
+        cfg.agent.netns or "-",
+        cfg.docker_host or "off",
+    )
     try:
         asyncio.run(serve(cfg))
     except AgentError as e:

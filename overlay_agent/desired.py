@@ -111,6 +111,9 @@ class DesiredNet:
     routes: frozenset[Route]
     masquerade: Masquerade | None
     overlays: tuple[LocalOverlay, ...]
+    # Bridges another manager still uses (a Docker network's, see docker.py): never deleted
+    # here, even when no overlay wants them any more.
+    held: frozenset[str] = frozenset()
 
     @property
     def forwarding(self) -> bool:

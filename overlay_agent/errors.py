@@ -8,6 +8,7 @@ AgentError
  |    +-- Rejected        a master refused the request itself (4xx other than 401)
  +-- KernelError          a netlink, sysctl or nft operation failed
  +-- CniError             writing a CNI config or reading host-local's leases failed
+ +-- DockerError          the Docker Engine could not be reached or refused a request
 """
 
 from __future__ import annotations
@@ -48,3 +49,7 @@ class KernelError(AgentError):
 
 class CniError(AgentError):
     """A CNI config could not be written, or host-local's lease directory could not be read."""
+
+
+class DockerError(AgentError):
+    """The Docker Engine API could not be reached, or it refused a request (its message kept)."""

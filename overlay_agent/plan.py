@@ -9,9 +9,10 @@ Design notes
   ever routes into a half-removed peer; then additions link first and route last (link, MTU/up,
   addresses, forwarding, FDB, neighbour, route), so by the time a route exists the kernel already
   has the neighbour and FDB entries and never needs to ARP or flood across the overlay.
-- Ownership: only ``vtep1024``, bridges tagged with our ifalias, permanent neighbours and self
-  FDB entries on ``vtep1024`` and routes with our protocol number are removed. An untagged
-  ``m-``/``d-`` bridge we want (e.g. made by the CNI bridge plugin first) is adopted by tagging.
+- Ownership: only ``vtep1024``, bridges tagged with our ifalias (unless ``want.held``: a Docker
+  network still uses them), permanent neighbours and self FDB entries on ``vtep1024`` and routes
+  with our protocol number are removed. An untagged ``m-``/``d-`` bridge we want (e.g. made by
+  the CNI bridge plugin or by Docker first) is adopted by tagging.
 - ``vtep1024`` is recreated only when its kind, VNI, port, MAC or learning flag is wrong: setting
   a MAC on a live device flushes its neighbours (DC/OS bug DCOS_OSS-3855). When it is recreated,
   everything that hung off the old device is gone with it, so the plan re-adds all of it.
@@ -125,7 +126,7 @@ def plan(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
     stale_bridges = [
         DeleteLink(b.name)
         for b in sorted(seen.bridges, key=lambda b: b.name)
-        if b.owned and b.name not in {w.name for w in want.bridges}
+        if b.owned and b.name not in {w.name for w in want.bridges} and b.name not in want.held
     ]
     link_ops = vtep_ops + bridge_ops
     removals: list[Operation] = [

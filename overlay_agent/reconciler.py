@@ -11,6 +11,8 @@ Design notes
   the kernel reacted (e.g. deleting an address dropped routes through it) another round runs, up to
   ``MAX_ROUNDS``. "Converged" means the verification plan was empty: that is what ``/readyz``
   reports, for the revision the pass was computed from. A pass with nothing to do writes nothing.
+- Docker (if a daemon is configured) goes first in a pass: its networks own ``d-<name>`` together
+  with the agent, and the order that keeps the two from fighting is explained in docker.py.
 - Failures are contained: an operation that fails is recorded against the overlay it serves
   (``STATUS_FAILED`` + error) and the rest of the plan still runs; the next pass retries.
 - Masters unreachable: no new state arrives, so passes keep the kernel exactly as the last state
@@ -33,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from overlay_agent import cni
+from overlay_agent import cni, docker
 from overlay_agent.client import MasterClient
 from overlay_agent.cluster import ClusterState
 from overlay_agent.desired import AgentOptions, Bridge, DesiredNet, desired
@@ -41,6 +43,7 @@ from overlay_agent.errors import CniError, KernelError, MasterError, StateError
 from overlay_agent.metrics import Metrics
 from overlay_agent.nat import Nat
 from overlay_agent.netlink import Kernel
+from overlay_agent.observed import ObservedNet
 from overlay_agent.plan import (
     AddAddress,
     CreateBridge,
@@ -95,16 +98,20 @@ class Settings:
 class Reconciler:
     """One pass at a time: make the kernel match a cluster state. Call from one thread only."""
 
-    def __init__(self, settings: Settings, kernel: Kernel, nat: Nat) -> None:
+    def __init__(
+        self, settings: Settings, kernel: Kernel, nat: Nat, engine: docker.Docker | None = None
+    ) -> None:
         self.settings = settings
         self.kernel = kernel
         self.nat = nat
+        self.docker = engine  # None: Docker support off
         self.cni_writes = 0
 
     @property
     def writes(self) -> int:
-        """Every write so far: netlink messages, sysctls, nft transactions, CNI files."""
-        return self.kernel.writes + self.nat.writes + self.cni_writes
+        """Every write so far: netlink messages, sysctls, nft transactions, CNI files, Docker."""
+        docker_writes = self.docker.writes if self.docker is not None else 0
+        return self.kernel.writes + self.nat.writes + self.cni_writes + docker_writes
 
     def reconcile(self, state: ClusterState) -> Outcome:
         start_writes = self.writes
@@ -113,6 +120,7 @@ class Reconciler:
         if want is None:
             return Outcome(state.revision, False, False, 0, 0, {})
         errors: dict[str | None, list[str]] = {}
+        want, seen = self._docker_step(want, seen, errors)
         operations = 0
         for _ in range(MAX_ROUNDS):
             ops = plan(want, seen)
@@ -138,6 +146,21 @@ class Reconciler:
             except KernelError as e:
                 log.warning("%s", e)
                 errors.setdefault(_overlay_of(op, want), []).append(str(e))
+
+    def _docker_step(
+        self, want: DesiredNet, seen: ObservedNet, errors: dict[str | None, list[str]]
+    ) -> tuple[DesiredNet, ObservedNet]:
+        """Docker networks first; then the kernel's view includes the bridges Docker made."""
+        if self.docker is None:
+            return want, seen
+        outcome = self.docker.ensure(docker.specs(want.overlays))
+        if outcome.changed:
+            seen = self.kernel.observe()
+        want, problems = docker.hand_over(want, seen, outcome)
+        for name, problem in {**outcome.errors, **problems}.items():
+            log.warning("overlay %s: %s", name, problem)
+            errors.setdefault(name, []).append(f"{docker.FAILED}: {problem}")
+        return want, seen
 
     def _side_effects(self, want: DesiredNet, errors: dict[str | None, list[str]]) -> None:
         try:

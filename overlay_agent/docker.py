@@ -1,0 +1,364 @@
+"""Docker networks for the ``d-<name>`` bridges: DC/OS's "Docker step" (reference 3.4).
+
+For every local overlay with a Docker bridge the agent keeps a Docker network named after the
+overlay: bridge driver, ``com.docker.network.bridge.name=d-<name>``, masquerade off (egress NAT
+is ours, see nat.py), the overlay MTU and ``subnet`` = the upper half of the agent subnet. The
+module has a PURE part (``specs``, ``parse``, ``diff``, ``hand_over``) and a thin I/O part
+(``Docker``: the Engine API over its unix socket with httpx; no docker CLI involved).
+
+Design notes
+- Who owns the bridge ``d-<name>``: Docker creates it (gateway = first host of the upper half,
+  the same address the agent wants), and the agent *adopts* it the way it adopts any untagged
+  ``m-``/``d-`` bridge: it tags it with its ifalias and sets the overlay MTU (Docker 20.10
+  leaves a bridge it creates at 1500). Every attribute the two write agrees, so they never undo
+  each other's work. If the agent made the bridge first (Docker unreachable at that pass, or
+  Docker support switched on later), Docker adopts it in turn: it keeps the MTU, the tag and the
+  matching gateway, and on network removal it leaves a bridge it did not create (verified on
+  dockerd 20.10), which the agent then deletes as any stale bridge of its own.
+- Order within a pass: the Docker step runs BEFORE the kernel step. Removals first: Docker
+  deletes a bridge it created together with its network, so the kernel step never deletes a
+  bridge under a network Docker still has. Then creations: if Docker changed anything, the
+  reconciler observes the kernel again, so the kernel plan sees Docker's new bridge and adopts it
+  instead of trying to create it a second time.
+- The kernel step never deletes a bridge a Docker network still uses (``DesiredNet.held``), even
+  when the overlay is gone: Docker refuses to remove a network with containers attached, and
+  ripping the bridge out from under them would cut them off. While Docker is unreachable every
+  ``d-`` bridge is held, since which ones Docker uses is unknown.
+- Idempotent: a network with the right driver, bridge name, masquerade, MTU and subnet is left
+  alone; a pass with nothing to change makes no write (only one ``GET /networks``).
+- Stale: a network of ours (label ``overlay.agent=1``) whose subnet or options differ is removed
+  and created again. DC/OS kept a stale one forever (a bug). A network of the same name without
+  our label is someone else's: it is never changed or removed; if it differs, the overlay is
+  ``STATUS_FAILED`` with the reason.
+- Removal: when an overlay goes away for this agent, only networks carrying our label go.
+- Errors become the overlay's ``STATUS_FAILED`` with ``Unable to configure docker network: ...``
+  (DC/OS's wording). A failed removal of a network no overlay wants is logged and retried on
+  every pass.
+- Namespaces: Docker creates the bridge in the namespace dockerd runs in. A network created in
+  a pass whose bridge then is not in the agent's namespace is reported (dockerd runs elsewhere).
+- Docker's inter-network isolation chains (DC/OS inserted ``-j RETURN`` into DOCKER-ISOLATION)
+  are not touched: this agent's egress NAT lives in nftables, and a dockerd started with
+  ``--iptables=false`` (as everywhere in this project) has no such chains.
+- IPv4 only, like the rest of the agent (DC/OS added ``--ipv6 --subnet=<ip6>`` for ``dcos6``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Network
+from typing import Any
+
+import httpx
+
+from overlay_agent.desired import DesiredNet, LocalOverlay
+from overlay_agent.errors import ConfigError, DockerError
+from overlay_agent.observed import ObservedNet
+
+log = logging.getLogger(__name__)
+
+LABEL = "overlay.agent"
+LABEL_VALUE = "1"
+BRIDGE_NAME = "com.docker.network.bridge.name"
+MASQUERADE = "com.docker.network.bridge.enable_ip_masquerade"
+MTU = "com.docker.network.driver.mtu"
+DEFAULT_SOCKET = "/var/run/docker.sock"
+TIMEOUT = 30.0
+FAILED = "Unable to configure docker network"
+
+
+# -- pure ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """The Docker network one overlay wants."""
+
+    name: str  # the overlay's name, as in DC/OS
+    bridge: str  # d-<name>
+    subnet: IPv4Network  # the upper half of the agent subnet
+    mtu: int
+
+    def options(self) -> dict[str, str]:
+        return {BRIDGE_NAME: self.bridge, MASQUERADE: "false", MTU: str(self.mtu)}
+
+    def request(self) -> dict[str, Any]:
+        """The body of ``POST /networks/create``."""
+        return {
+            "Name": self.name,
+            "Driver": "bridge",
+            "CheckDuplicate": True,
+            "EnableIPv6": False,
+            "IPAM": {"Driver": "default", "Config": [{"Subnet": str(self.subnet)}]},
+            "Options": self.options(),
+            "Labels": {LABEL: LABEL_VALUE},
+        }
+
+    def describe(self) -> str:
+        return f"network {self.name} (bridge {self.bridge}, subnet {self.subnet}, MTU {self.mtu})"
+
+
+@dataclass(frozen=True)
+class DockerNetwork:
+    """A network as ``GET /networks`` reports it (only what we compare)."""
+
+    id: str
+    name: str
+    driver: str
+    subnets: frozenset[str]
+    options: Mapping[str, str] = field(hash=False)
+    owned: bool  # carries our label
+
+    @property
+    def bridge(self) -> str | None:
+        return self.options.get(BRIDGE_NAME)
+
+
+@dataclass(frozen=True)
+class DockerPlan:
+    remove: tuple[DockerNetwork, ...]  # ours and unwanted, or ours and stale (then re-created)
+    create: tuple[NetworkSpec, ...]
+    refused: Mapping[str, str]  # overlay -> why the network of that name is left alone
+
+    def __bool__(self) -> bool:
+        return bool(self.remove or self.create)
+
+
+@dataclass(frozen=True)
+class DockerOutcome:
+    """What the Docker step did, for the reconciler."""
+
+    errors: Mapping[str, str]  # overlay -> problem
+    bridges: frozenset[str] | None  # bridges Docker networks use now; None: Docker unreachable
+    created: frozenset[str] = frozenset()  # bridges of networks created in this pass
+    changed: bool = False
+
+
+def specs(overlays: Iterable[LocalOverlay]) -> list[NetworkSpec]:
+    """One network per overlay with a Docker bridge."""
+    return [
+        NetworkSpec(o.name, o.docker_bridge.name, o.docker_bridge.subnet, o.docker_bridge.mtu)
+        for o in overlays
+        if o.docker_bridge is not None
+    ]
+
+
+def parse(raw: Mapping[str, Any]) -> DockerNetwork:
+    """One entry of ``GET /networks``; raises ``ValueError`` if it is not shaped like one."""
+    ipam = raw.get("IPAM") or {}
+    configs = ipam.get("Config") or []
+    options = raw.get("Options") or {}
+    labels = raw.get("Labels") or {}
+    if not isinstance(options, Mapping) or not isinstance(labels, Mapping):
+        raise ValueError(f"network {raw.get('Name')!r}: Options/Labels are not objects")
+    return DockerNetwork(
+        id=str(raw["Id"]),
+        name=str(raw["Name"]),
+        driver=str(raw.get("Driver", "")),
+        subnets=frozenset(str(c["Subnet"]) for c in configs if c.get("Subnet")),
+        options={str(k): str(v) for k, v in options.items()},
+        owned=labels.get(LABEL) == LABEL_VALUE,
+    )
+
+
+def differences(want: NetworkSpec, seen: DockerNetwork) -> list[str]:
+    """How ``seen`` differs from ``want``, in words (empty: it is right)."""
+    found = []
+    if seen.driver != "bridge":
+        found.append(f"driver {seen.driver} (want bridge)")
+    subnets = {_net(s) for s in seen.subnets} - {None}
+    if subnets != {want.subnet}:
+        shown = ", ".join(sorted(seen.subnets)) or "none"
+        found.append(f"subnet {shown} (want {want.subnet})")
+    for key, value in want.options().items():
+        if _normal(key, seen.options.get(key)) != _normal(key, value):
+            found.append(f"{key}={seen.options.get(key)} (want {value})")
+    return found
+
+
+def diff(want: Sequence[NetworkSpec], seen: Sequence[DockerNetwork]) -> DockerPlan:
+    """What to remove and create so that Docker holds exactly ``want`` (of what is ours)."""
+    by_name = {n.name: n for n in seen}
+    wanted = {s.name for s in want}
+    remove = [n for n in seen if n.owned and n.name not in wanted]
+    create: list[NetworkSpec] = []
+    refused: dict[str, str] = {}
+    for spec in want:
+        net = by_name.get(spec.name)
+        problems = differences(spec, net) if net is not None else []
+        if net is None:
+            create.append(spec)
+        elif problems and net.owned:
+            remove.append(net)
+            create.append(spec)
+        elif problems:
+            refused[spec.name] = (
+                f"network {spec.name} exists without label {LABEL}={LABEL_VALUE} and differs: "
+                f"{'; '.join(problems)}; remove it to let the agent create its own"
+            )
+    return DockerPlan(tuple(remove), tuple(create), refused)
+
+
+def hand_over(
+    want: DesiredNet, seen: ObservedNet, outcome: DockerOutcome
+) -> tuple[DesiredNet, dict[str, str]]:
+    """The kernel's share of ``want`` once Docker has done its part, and bridge problems.
+
+    Bridges Docker networks still use are held (never deleted by the kernel step); while Docker
+    is unreachable every ``d-`` bridge is. A bridge Docker just created that is not in the
+    observed namespace means dockerd runs in another network namespace.
+    """
+    if outcome.bridges is not None:
+        held = outcome.bridges
+    else:
+        held = frozenset(b.name for b in seen.bridges if b.name.startswith("d-"))
+    problems = {}
+    for overlay in want.overlays:
+        bridge = overlay.docker_bridge
+        if (
+            bridge is not None
+            and bridge.name in outcome.created
+            and seen.bridge(bridge.name) is None
+        ):
+            problems[overlay.name] = (
+                f"Docker created network {overlay.name} but bridge {bridge.name} is not in this "
+                "agent's network namespace: is dockerd running in another one?"
+            )
+    return replace(want, held=want.held | held), problems
+
+
+def _net(text: str) -> IPv4Network | None:
+    try:
+        return IPv4Network(text, strict=False)
+    except ValueError:
+        return None
+
+
+def _normal(key: str, value: str | None) -> str | None:
+    """Docker keeps option values as given: compare booleans case-blind, MTUs as numbers."""
+    if value is None:
+        return None
+    if key == MASQUERADE:
+        return value.strip().lower()
+    if key == MTU:
+        return str(int(value)) if value.strip().isdigit() else value
+    return value
+
+
+# -- I/O -------------------------------------------------------------------------------------
+
+
+def client(host: str, timeout: float = TIMEOUT) -> httpx.Client:
+    """An httpx client for a Docker host URL: ``unix:///path/docker.sock`` or ``tcp://HOST:PORT``."""
+    if host.startswith("unix://"):
+        path = host.removeprefix("unix://")
+        if not path.startswith("/"):
+            raise ConfigError(f"docker host {host!r}: expected unix:///absolute/path")
+        transport = httpx.HTTPTransport(uds=path)
+        return httpx.Client(transport=transport, base_url="http://docker", timeout=timeout)
+    if host.startswith("tcp://"):
+        return httpx.Client(base_url="http://" + host.removeprefix("tcp://"), timeout=timeout)
+    raise ConfigError(f"docker host {host!r}: only unix:// and tcp:// are supported")
+
+
+class Docker:
+    """The Docker step against one daemon. Not thread-safe: used from the kernel thread."""
+
+    def __init__(self, host: str, http: httpx.Client | None = None) -> None:
+        self.host = host
+        self.writes = 0
+        self._http = http if http is not None else client(host)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def networks(self) -> list[DockerNetwork]:
+        body = self._call("GET", "/networks", "listing networks")
+        if not isinstance(body, list):
+            raise DockerError(f"listing networks at {self.host}: unexpected answer {body!r:.200}")
+        try:
+            return [parse(raw) for raw in body]
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise DockerError(f"listing networks at {self.host}: {e}") from e
+
+    def create(self, spec: NetworkSpec) -> None:
+        self.writes += 1
+        self._call("POST", "/networks/create", f"creating {spec.describe()}", spec.request())
+
+    def remove(self, net: DockerNetwork) -> None:
+        self.writes += 1
+        self._call("DELETE", f"/networks/{net.id}", f"removing network {net.name} ({net.id:.12})")
+
+    def ensure(self, want: Sequence[NetworkSpec]) -> DockerOutcome:
+        """Make Docker hold ``want``; never raises for Docker's answers, reports them instead."""
+        try:
+            seen = self.networks()
+        except DockerError as e:
+            return DockerOutcome(errors={s.name: str(e) for s in want}, bridges=None)
+        todo = diff(want, seen)
+        errors = dict(todo.refused)
+        if not todo:
+            return DockerOutcome(errors, _bridges(seen))
+        failed = self._remove(todo.remove, {s.name for s in want}, errors)
+        created = self._create([s for s in todo.create if s.name not in failed], errors)
+        try:
+            bridges: frozenset[str] | None = _bridges(self.networks())
+        except DockerError as e:
+            log.warning("%s", e)
+            bridges = None
+        return DockerOutcome(errors, bridges, created, changed=True)
+
+    def _remove(
+        self, nets: Sequence[DockerNetwork], wanted: set[str], errors: dict[str, str]
+    ) -> set[str]:
+        failed = set()
+        for net in nets:
+            try:
+                self.remove(net)
+            except DockerError as e:
+                failed.add(net.name)
+                if net.name in wanted:
+                    errors[net.name] = f"network {net.name} is stale and cannot be replaced: {e}"
+                else:
+                    log.warning("%s (retried on the next pass)", e)
+        return failed
+
+    def _create(self, todo: Sequence[NetworkSpec], errors: dict[str, str]) -> frozenset[str]:
+        created = set()
+        for spec in todo:
+            try:
+                self.create(spec)
+                created.add(spec.bridge)
+            except DockerError as e:
+                errors[spec.name] = str(e)
+        return frozenset(created)
+
+    def _call(self, method: str, path: str, what: str, body: Any = None) -> Any:
+        try:
+            answer = self._http.request(method, path, json=body)
+        except httpx.HTTPError as e:
+            raise DockerError(f"{what}: cannot reach Docker at {self.host}: {e}") from e
+        if answer.is_error:
+            raise DockerError(f"{what}: {answer.status_code} {_message(answer)}")
+        if not answer.content:
+            return None
+        try:
+            return answer.json()
+        except json.JSONDecodeError as e:
+            raise DockerError(f"{what}: Docker answered with invalid JSON") from e
+
+
+def _bridges(nets: Iterable[DockerNetwork]) -> frozenset[str]:
+    return frozenset(n.bridge for n in nets if n.bridge)
+
+
+def _message(answer: httpx.Response) -> str:
+    try:
+        body = answer.json()
+    except json.JSONDecodeError:
+        return answer.text.strip()[:300]
+    if isinstance(body, Mapping) and "message" in body:
+        return str(body["message"])
+    return answer.text.strip()[:300]

@@ -1,0 +1,310 @@
+"""docker.py: the pure spec/diff/hand-over, and the Engine API client against an in-memory
+Docker (httpx.MockTransport); plus the agent's choice of daemon."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Any
+
+import httpx
+import pytest
+
+from overlay_agent.cli import docker_host
+from overlay_agent.desired import AgentOptions, DesiredNet, desired
+from overlay_agent.docker import (
+    BRIDGE_NAME,
+    LABEL,
+    MASQUERADE,
+    MTU,
+    Docker,
+    DockerNetwork,
+    DockerOutcome,
+    NetworkSpec,
+    diff,
+    differences,
+    hand_over,
+    parse,
+    specs,
+)
+from overlay_agent.errors import ConfigError
+from overlay_agent.observed import ObservedLink, ObservedNet
+from overlay_agent.plan import DeleteLink, plan
+from tests.netns import statedoc
+
+pytestmark = pytest.mark.unit
+
+SPEC = NetworkSpec("dcos", "d-dcos", IPv4Network("9.0.0.32/27"), 1450)
+
+
+def network(
+    name: str = "dcos",
+    subnet: str = "9.0.0.32/27",
+    owned: bool = True,
+    id: str = "n1",
+    **options: str,
+) -> DockerNetwork:
+    return DockerNetwork(
+        id=id,
+        name=name,
+        driver="bridge",
+        subnets=frozenset([subnet]),
+        options={**SPEC.options(), BRIDGE_NAME: f"d-{name}", **options},
+        owned=owned,
+    )
+
+
+def want(ip: str = "192.0.2.11", **options: Any) -> DesiredNet:
+    doc = statedoc.state([statedoc.record(ip, 1), statedoc.record("192.0.2.12", 2)])
+    net = desired(doc, AgentOptions(ip=IPv4Address(ip), **options), 1500)
+    assert net is not None
+    return net
+
+
+def seen_with(*bridges: tuple[str, bool]) -> ObservedNet:
+    links = frozenset(
+        ObservedLink(name, i, "bridge", True, 1450, f"02:42:00:00:00:0{i}", owned, frozenset())
+        for i, (name, owned) in enumerate(bridges, 1)
+    )
+    return ObservedNet(None, links, frozenset(), frozenset(), frozenset(), True, 1500)
+
+
+# -- pure ------------------------------------------------------------------------------------
+
+
+def test_spec_is_dcos_docker_step_on_the_upper_half() -> None:
+    (spec,) = specs(want().overlays)
+    assert spec == SPEC  # agent 1: 9.0.0.0/26, upper half 9.0.0.32/27, MTU 1500 - 50
+    body = spec.request()
+    assert (body["Name"], body["Driver"], body["IPAM"]["Config"]) == (
+        "dcos",
+        "bridge",
+        [{"Subnet": "9.0.0.32/27"}],
+    )
+    assert body["Options"] == {BRIDGE_NAME: "d-dcos", MASQUERADE: "false", MTU: "1450"}
+    assert body["Labels"] == {LABEL: "1"}
+
+
+def test_no_docker_bridge_no_spec() -> None:
+    assert specs(want(docker_bridge=False).overlays) == []
+
+
+def test_parse_reads_what_docker_lists() -> None:
+    raw = {
+        "Name": "dcos",
+        "Id": "abc",
+        "Driver": "bridge",
+        "IPAM": {"Driver": "default", "Options": None, "Config": [{"Subnet": "9.0.0.32/27"}]},
+        "Options": {BRIDGE_NAME: "d-dcos", MASQUERADE: "false", MTU: "1450"},
+        "Labels": {LABEL: "1"},
+    }
+    net = parse(raw)
+    assert (net.id, net.bridge, net.owned, differences(SPEC, net)) == ("abc", "d-dcos", True, [])
+    bare = parse({"Name": "host", "Id": "h", "Driver": "host", "IPAM": {"Config": None}})
+    assert (bare.bridge, bare.owned, bare.subnets) == (None, False, frozenset())
+
+
+def test_matching_network_is_left_alone_whoever_made_it() -> None:
+    for owned in (True, False):
+        todo = diff([SPEC], [network(owned=owned), network("other", "10.1.0.0/24", False, "n2")])
+        assert not todo and todo.refused == {}
+
+
+def test_option_values_compare_like_docker_means_them() -> None:
+    net = network(**{MASQUERADE: "False", MTU: "01450"})
+    assert differences(SPEC, net) == []
+
+
+def test_stale_network_of_ours_is_recreated() -> None:
+    stale = network(subnet="9.0.0.96/27")
+    todo = diff([SPEC], [stale])
+    assert (todo.remove, todo.create) == ((stale,), (SPEC,))
+    assert differences(SPEC, stale) == ["subnet 9.0.0.96/27 (want 9.0.0.32/27)"]
+    wrong_mtu = network(**{MTU: "1500"})
+    assert diff([SPEC], [wrong_mtu]).remove == (wrong_mtu,)
+
+
+def test_stale_network_of_someone_else_is_refused_not_touched() -> None:
+    theirs = network(subnet="9.0.0.96/27", owned=False, **{MASQUERADE: "true"})
+    todo = diff([SPEC], [theirs])
+    assert not todo
+    assert "without label overlay.agent=1" in todo.refused["dcos"]
+    assert "subnet 9.0.0.96/27 (want 9.0.0.32/27)" in todo.refused["dcos"]
+    assert "enable_ip_masquerade=true (want false)" in todo.refused["dcos"]
+
+
+def test_only_our_unwanted_networks_are_removed() -> None:
+    ours, theirs = network("gone", "9.1.0.0/24"), network("kept", "9.2.0.0/24", owned=False)
+    assert diff([], [ours, theirs]).remove == (ours,)
+
+
+def test_hand_over_holds_docker_bridges_and_only_those() -> None:
+    net = want()
+    seen = seen_with(("d-dcos", True), ("d-old", True), ("m-old", True))
+    outcome = DockerOutcome(errors={}, bridges=frozenset({"d-dcos", "d-old"}))
+    kernel, problems = hand_over(net, seen, outcome)
+    assert (kernel.held, problems) == (frozenset({"d-dcos", "d-old"}), {})
+    assert plan(kernel, seen).count(DeleteLink("d-old")) == 0  # containers may still use it
+    assert DeleteLink("m-old") in plan(kernel, seen)
+    released = replace(kernel, held=frozenset())
+    assert DeleteLink("d-old") in plan(released, seen)
+
+
+def test_hand_over_holds_every_d_bridge_while_docker_is_unreachable() -> None:
+    seen = seen_with(("d-dcos", True), ("d-old", True), ("m-old", True))
+    kernel, _ = hand_over(want(), seen, DockerOutcome(errors={"dcos": "down"}, bridges=None))
+    assert kernel.held == frozenset({"d-dcos", "d-old"})
+
+
+def test_hand_over_reports_a_created_bridge_missing_from_our_namespace() -> None:
+    outcome = DockerOutcome({}, frozenset({"d-dcos"}), frozenset({"d-dcos"}), changed=True)
+    _, problems = hand_over(want(), seen_with(), outcome)
+    assert "is dockerd running in another one?" in problems["dcos"]
+    _, fine = hand_over(want(), seen_with(("d-dcos", False)), outcome)
+    assert fine == {}
+
+
+# -- the Engine API, in memory ---------------------------------------------------------------
+
+
+class FakeEngine:
+    """Just enough of the Docker Engine's network API to drive ``Docker``."""
+
+    def __init__(self) -> None:
+        self.networks: dict[str, dict[str, Any]] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.busy: set[str] = set()  # names with containers attached: removal refused
+        self.down = False
+
+    def add(self, body: dict[str, Any]) -> str:
+        nid = f"id{len(self.calls)}{body['Name']}"
+        self.networks[nid] = {"Id": nid, "Driver": body.get("Driver", "bridge"), **body}
+        return nid
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("connection refused", request=request)
+        method, path = request.method, request.url.path
+        self.calls.append((method, path))
+        if (method, path) == ("GET", "/networks"):
+            return httpx.Response(200, json=list(self.networks.values()))
+        if (method, path) == ("POST", "/networks/create"):
+            body = json.loads(request.content)
+            if any(n["Name"] == body["Name"] for n in self.networks.values()):
+                return httpx.Response(409, json={"message": f"network {body['Name']} exists"})
+            return httpx.Response(201, json={"Id": self.add(body), "Warning": ""})
+        if method == "DELETE" and path.startswith("/networks/"):
+            nid = path.rsplit("/", 1)[1]
+            if self.networks[nid]["Name"] in self.busy:
+                return httpx.Response(403, json={"message": "network has active endpoints"})
+            del self.networks[nid]
+            return httpx.Response(204)
+        return httpx.Response(404, json={"message": "page not found"})
+
+    def writes(self) -> list[tuple[str, str]]:
+        return [c for c in self.calls if c[0] != "GET"]
+
+
+@pytest.fixture
+def engine() -> FakeEngine:
+    return FakeEngine()
+
+
+def docker(engine: FakeEngine) -> Docker:
+    http = httpx.Client(transport=httpx.MockTransport(engine.handle), base_url="http://docker")
+    return Docker("unix:///fake/docker.sock", http)
+
+
+def test_ensure_creates_then_a_second_pass_writes_nothing(engine: FakeEngine) -> None:
+    d = docker(engine)
+    first = d.ensure([SPEC])
+    assert (first.errors, first.created, first.changed) == ({}, frozenset({"d-dcos"}), True)
+    assert first.bridges == frozenset({"d-dcos"})
+    (made,) = engine.networks.values()
+    assert (made["Name"], made["Labels"], made["IPAM"]["Config"]) == (
+        "dcos",
+        {LABEL: "1"},
+        [{"Subnet": "9.0.0.32/27"}],
+    )
+    engine.calls.clear()
+    second = d.ensure([SPEC])
+    assert (second.changed, engine.calls, d.writes) == (False, [("GET", "/networks")], 1)
+
+
+def test_ensure_recreates_a_stale_network_of_ours(engine: FakeEngine) -> None:
+    old = engine.add({**SPEC.request(), "IPAM": {"Config": [{"Subnet": "9.0.0.96/27"}]}})
+    outcome = docker(engine).ensure([SPEC])
+    assert outcome.errors == {} and old not in engine.networks
+    assert engine.writes() == [("DELETE", f"/networks/{old}"), ("POST", "/networks/create")]
+    (new,) = engine.networks.values()
+    assert new["IPAM"]["Config"] == [{"Subnet": "9.0.0.32/27"}]
+
+
+def test_stale_network_with_containers_fails_the_overlay_and_is_kept(engine: FakeEngine) -> None:
+    old = engine.add({**SPEC.request(), "IPAM": {"Config": [{"Subnet": "9.0.0.96/27"}]}})
+    engine.busy.add("dcos")
+    outcome = docker(engine).ensure([SPEC])
+    assert "cannot be replaced" in outcome.errors["dcos"]
+    assert "403 network has active endpoints" in outcome.errors["dcos"]
+    assert list(engine.networks) == [old] and outcome.bridges == frozenset({"d-dcos"})
+    assert ("POST", "/networks/create") not in engine.calls
+
+
+def test_removal_refused_keeps_the_bridge_held_and_no_overlay_fails(engine: FakeEngine) -> None:
+    gone = NetworkSpec("gone", "d-gone", IPv4Network("9.1.0.0/24"), 1450)
+    engine.add(gone.request())
+    engine.busy.add("gone")
+    outcome = docker(engine).ensure([SPEC])
+    assert outcome.errors == {}
+    assert outcome.bridges == frozenset({"d-dcos", "d-gone"})
+    engine.busy.clear()
+    assert docker(engine).ensure([SPEC]).bridges == frozenset({"d-dcos"})
+
+
+def test_conflict_and_refusal_become_errors_of_their_overlay(engine: FakeEngine) -> None:
+    engine.add({**SPEC.request(), "Labels": {}, "Options": {BRIDGE_NAME: "d-dcos"}})
+    outcome = docker(engine).ensure([SPEC])
+    assert "without label" in outcome.errors["dcos"]
+    assert engine.writes() == []
+
+
+def test_unreachable_docker_fails_every_docker_overlay(engine: FakeEngine) -> None:
+    engine.down = True
+    outcome = docker(engine).ensure([SPEC])
+    assert outcome.bridges is None
+    assert "cannot reach Docker at unix:///fake/docker.sock" in outcome.errors["dcos"]
+
+
+def test_real_socket_that_is_missing_is_an_error_not_a_crash(tmp_path: Any) -> None:
+    d = Docker(f"unix://{tmp_path}/nothing.sock")
+    try:
+        outcome = d.ensure([SPEC])
+    finally:
+        d.close()
+    assert outcome.bridges is None and "cannot reach Docker" in outcome.errors["dcos"]
+
+
+# -- which daemon ----------------------------------------------------------------------------
+
+
+def test_docker_host_defaults() -> None:
+    env = {"DOCKER_HOST": "unix:///run/x.sock"}
+    yes, no = (lambda p: True), (lambda p: False)
+    assert docker_host(None, False, None, env, no) == "unix:///run/x.sock"
+    assert docker_host(None, False, None, {}, yes) == "unix:///var/run/docker.sock"
+    assert docker_host(None, False, None, {}, no) is None
+    assert docker_host(None, False, "ns1", env, yes) is None  # host daemons live elsewhere
+    assert docker_host("unix:///d/docker.sock", False, "ns1", {}, no) == "unix:///d/docker.sock"
+    assert docker_host(None, True, None, env, yes) is None
+    with pytest.raises(ConfigError, match="exclude"):
+        docker_host("unix:///d.sock", True, None, {}, no)
+    with pytest.raises(ConfigError, match="DOCKER_HOST"):
+        docker_host(None, False, None, {"DOCKER_HOST": "ssh://box"}, no)
+
+
+def test_gateway_docker_picks_is_the_one_the_agent_wants() -> None:
+    (overlay,) = want().overlays
+    assert overlay.docker_bridge is not None
+    first_host = next(SPEC.subnet.hosts())
+    assert overlay.docker_bridge.gateway == IPv4Interface(f"{first_host}/27")
