@@ -1,4 +1,4 @@
-"""PySyncObj's TCP transport, plus a fix for followers that truncate entries that do not conflict.
+"""PySyncObj's TCP transport, plus follower-side fixes for two PySyncObj log-replication bugs.
 
 Design notes
 ------------
@@ -23,8 +23,21 @@ Design notes
     keeps; this needs a leftover tail from an older term and is rare).
   Messages whose ``prevLogIdx`` the follower cannot confirm, snapshot transfers, and everything
   that is not append_entries pass through untouched, so SyncObj's own checks still decide.
-* Reads SyncObj's private ``__raftLog`` (pysyncobj is pinned to 0.3.17). Runs on the tick thread,
-  like every message handler, so the log cannot change underneath.
+* The second bug (a livelock): a follower whose log ends with entries the leader does not have
+  (a deposed leader's uncommitted tail) never catches up while the leader is more than one
+  batch ahead. The leader pipelines several batches per round; the follower answers the first
+  with "mismatch at prevLogIdx" (``nextIndex`` goes back one) and the later ones, whose
+  ``prevLogIdx`` lies beyond its log, with "resend from my end + 1", which moves ``nextIndex``
+  forward again: the walk back never gets anywhere (measured: a replica stuck for minutes after
+  a 5 s partition, serving 503). Write-up: docs/pysyncobj-divergent-follower-livelock.md.
+  The workaround: on a mismatch the follower asks for everything after its *commit index* (those
+  entries match the leader's by definition), and while it knows it diverges from this leader's
+  term it answers the pipelined messages the same way, so every answer of a round agrees.
+  SyncObj builds the answers itself; we only rewrite what it receives: a mismatch at
+  ``commit + 1`` (``prevLogTerm=-1``, no entries) makes it answer "resend from commit + 1".
+  Lowering the leader's ``nextIndex`` is always safe in Raft; it only costs a resend.
+* Reads SyncObj's private ``__raftLog`` and ``__raftCommitIndex`` (pysyncobj is pinned to
+  0.3.17). Runs on the tick thread, like every message handler, so nothing changes underneath.
 """
 
 from __future__ import annotations
@@ -39,17 +52,60 @@ MessageCallback = Callable[[Any, dict[str, Any]], None]
 
 
 class ConflictOnlyTransport(TCPTransport):  # type: ignore[misc]
-    """``TCPTransport`` whose follower side never truncates matching log entries."""
+    """``TCPTransport`` whose follower side only truncates real conflicts and walks back from
+    a divergent tail in one step (see the module notes)."""
 
     def setOnMessageReceivedCallback(self, callback: MessageCallback | None) -> None:
         if callback is None:
             super().setOnMessageReceivedCallback(None)
             return
+        appends = AppendFilter()
 
         def receive(node: Any, message: dict[str, Any]) -> None:
-            callback(node, trimmed(self._syncObj._SyncObj__raftLog, message))
+            syncobj = self._syncObj
+            log, commit = syncobj._SyncObj__raftLog, syncobj._SyncObj__raftCommitIndex
+            callback(node, appends.rewrite(log, commit, message))
 
         super().setOnMessageReceivedCallback(receive)
+
+
+class AppendFilter:
+    """Rewrites a follower's incoming append_entries; remembers a divergent tail per term."""
+
+    def __init__(self) -> None:
+        self.conflict_term: int | None = None  # term of a leader we know we diverge from
+
+    def rewrite(self, log: Any, commit: int, message: dict[str, Any]) -> dict[str, Any]:
+        if message.get("type") != "append_entries" or "entries" not in message:
+            return message
+        if "transmission" in message or len(log) == 0:
+            return message
+        first, last = log[0][1], log[len(log) - 1][1]
+        prev, term = message["prevLogIdx"], message["term"]
+        if self.conflict_term != term:
+            self.conflict_term = None
+        if first <= prev <= last and log[prev - first][2] != message["prevLogTerm"]:
+            self.conflict_term = term
+            return back_to_commit(first, last, commit, message)
+        if prev > last:
+            if self.conflict_term == term:
+                return back_to_commit(first, last, commit, message)
+            return message
+        if prev >= first:
+            self.conflict_term = None  # prev matched: SyncObj truncates the conflict now
+        return trimmed(log, message)
+
+
+def back_to_commit(first: int, last: int, commit: int, message: dict[str, Any]) -> dict[str, Any]:
+    """A message SyncObj answers with "mismatch, resend from commit + 1".
+
+    Entries up to the commit index are committed, so they match the leader's; ours after it
+    may not. SyncObj answers a mismatch at ``prevLogIdx`` with ``next_node_idx = prevLogIdx``,
+    so a bogus term at ``commit + 1`` makes the leader resend from there."""
+    target = commit + 1
+    if not first <= target <= last or target >= message["prevLogIdx"] >= first:
+        return message
+    return {**message, "prevLogIdx": target, "prevLogTerm": -1, "entries": []}
 
 
 def trimmed(log: Any, message: dict[str, Any]) -> dict[str, Any]:

@@ -120,3 +120,52 @@ def test_stock_pysyncobj_drops_acknowledged_entries_on_a_shorter_resend() -> Non
 
 def test_our_transport_keeps_them() -> None:
     assert last_index_after_resend(ConflictOnlyTransport) == (20, 20)
+
+
+# -- the divergent-tail livelock (docs/pysyncobj-divergent-follower-livelock.md) ----------------
+
+
+def catch_up_rounds(transport: type[TCPTransport], rounds: int = 50) -> int | None:
+    """A deposed leader's log (1..20 term 1, then 21..30 written alone in term 2) meets the new
+    leader of term 3 (1..20 term 1, 21..100 term 3), which pipelines batches of 10 entries per
+    round the way ``__sendAppendEntries`` does and applies each reply the way its
+    ``next_node_idx`` handler does. Returns the round in which the follower's log equals the
+    leader's, or None if it never does."""
+    leader_log = [entry(1, 0)] + [entry(i, 1) for i in range(2, 21)]
+    leader_log += [entry(i, 3) for i in range(21, 101)]
+    follower = SyncObj(
+        free_address(), [free_address()], SyncObjConf(autoTick=False), transportClass=transport
+    )
+    try:
+        receive = follower._SyncObj__transport._onMessageReceived
+        log = follower._SyncObj__raftLog
+        node = TCPNode(free_address())
+        receive(node, append(1, 0, [entry(i, 1) for i in range(2, 21)], term=1))
+        receive(node, append(20, 1, [entry(i, 2) for i in range(21, 31)], term=2))
+        replies: list[dict[str, Any]] = []
+        follower._SyncObj__transport.send = lambda _node, message: replies.append(message)
+        next_index = 101  # a new leader starts after its own log
+        for round_number in range(1, rounds + 1):
+            replies.clear()
+            index, sent_one = next_index, False
+            while index <= 100 or not sent_one:  # pipelined batches, as the leader sends them
+                batch = leader_log[index - 1 : index + 9]
+                receive(node, append(index - 1, leader_log[index - 2][2], batch, term=3))
+                index, sent_one = index + len(batch), True
+            for reply in replies:
+                if reply["reset"] or reply["success"]:
+                    next_index = reply["next_node_idx"]
+            if [log[i][1:] for i in range(len(log))] == [e[1:] for e in leader_log]:
+                return round_number
+        return None
+    finally:
+        follower.destroy()
+
+
+def test_stock_pysyncobj_never_brings_a_divergent_follower_back() -> None:
+    assert catch_up_rounds(TCPTransport) is None
+
+
+def test_our_transport_brings_it_back_in_a_few_rounds() -> None:
+    rounds = catch_up_rounds(ConflictOnlyTransport)
+    assert rounds is not None and rounds <= 3
