@@ -11,6 +11,7 @@ from typing import Any
 
 from overlay_agent.cluster import ClusterState
 from overlay_agent.desired import AgentOptions
+from overlay_agent.docker import Docker
 from overlay_agent.nat import Nat
 from overlay_agent.netlink import Kernel
 from overlay_agent.reconciler import Outcome, Reconciler, Settings
@@ -37,14 +38,17 @@ class LocalAgent:
 
     def close(self) -> None:
         self.reconciler.kernel.close()
+        if self.reconciler.docker is not None:
+            self.reconciler.docker.close()
 
 
-def local_agent(bed: Bed, k: int, **options: Any) -> LocalAgent:
+def local_agent(bed: Bed, k: int, docker_host: str | None = None, **options: Any) -> LocalAgent:
     ns, ip = bed.agent_ns(k), bed.agent_ip(k)
     cni_dir = bed.root / f"a{k}" / "cni"
     data_dir = bed.root / f"a{k}" / "run" / "cni" / "networks"
     settings = Settings(AgentOptions(ip=IPv4Address(ip), **options), ns, cni_dir, data_dir)
-    reconciler = Reconciler(settings, Kernel(ns, IPv4Address(ip)), Nat(ns))
+    engine = Docker(docker_host) if docker_host else None
+    reconciler = Reconciler(settings, Kernel(ns, IPv4Address(ip)), Nat(ns), engine)
     return LocalAgent(k, ns, ip, cni_dir, data_dir, reconciler)
 
 
