@@ -65,7 +65,8 @@ BRIDGE_NAME = "com.docker.network.bridge.name"
 MASQUERADE = "com.docker.network.bridge.enable_ip_masquerade"
 MTU = "com.docker.network.driver.mtu"
 DEFAULT_SOCKET = "/var/run/docker.sock"
-TIMEOUT = 30.0
+TIMEOUT = 30.0  # creating or removing a network (DC/OS: command_timeout)
+LIST_TIMEOUT = 5.0  # the every-pass read: a hung daemon must not hold up the kernel step long
 FAILED = "Unable to configure docker network"
 
 
@@ -275,7 +276,7 @@ class Docker:
         self._http.close()
 
     def networks(self) -> list[DockerNetwork]:
-        body = self._call("GET", "/networks", "listing networks")
+        body = self._call("GET", "/networks", "listing networks", timeout=LIST_TIMEOUT)
         if not isinstance(body, list):
             raise DockerError(f"listing networks at {self.host}: unexpected answer {body!r:.200}")
         try:
@@ -335,9 +336,13 @@ class Docker:
                 errors[spec.name] = str(e)
         return frozenset(created)
 
-    def _call(self, method: str, path: str, what: str, body: Any = None) -> Any:
+    def _call(
+        self, method: str, path: str, what: str, body: Any = None, timeout: float = TIMEOUT
+    ) -> Any:
         try:
-            answer = self._http.request(method, path, json=body)
+            answer = self._http.request(method, path, json=body, timeout=timeout)
+        except httpx.TimeoutException as e:
+            raise DockerError(f"{what}: Docker at {self.host} did not answer in {timeout}s") from e
         except httpx.HTTPError as e:
             raise DockerError(f"{what}: cannot reach Docker at {self.host}: {e}") from e
         if answer.is_error:

@@ -276,6 +276,19 @@ def test_unreachable_docker_fails_every_docker_overlay(engine: FakeEngine) -> No
     assert "cannot reach Docker at unix:///fake/docker.sock" in outcome.errors["dcos"]
 
 
+def test_a_hung_docker_is_given_up_on_quickly_for_the_every_pass_read(engine: FakeEngine) -> None:
+    timeouts: list[object] = []
+
+    def hang(request: httpx.Request) -> httpx.Response:
+        timeouts.append(request.extensions["timeout"]["read"])
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    http = httpx.Client(transport=httpx.MockTransport(hang), base_url="http://docker")
+    outcome = Docker("unix:///fake/docker.sock", http).ensure([SPEC])
+    assert timeouts == [5.0]
+    assert "did not answer in 5.0s" in outcome.errors["dcos"] and outcome.bridges is None
+
+
 def test_real_socket_that_is_missing_is_an_error_not_a_crash(tmp_path: Any) -> None:
     d = Docker(f"unix://{tmp_path}/nothing.sock")
     try:
