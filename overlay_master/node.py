@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 CHANGE_LOG_CAPACITY = 20_000
 BARRIER_TIMEOUT = 3.0
 REVISION_POLL = 0.2
+READY_MAX_LAG = 50  # committed entries a ready replica may still have to apply
 FAIL_NAMES = {v: k for k, v in vars(FAIL_REASON).items() if isinstance(v, int)}
 
 
@@ -399,6 +400,10 @@ class Node:
             return False, "not caught up with the replicated log yet"
         if self.leader() is None or not self.syncobj.hasQuorum:
             return False, "no leader or no quorum in view"
+        status = self.status()
+        lag = (status.get("leader_commit_idx") or 0) - (status.get("last_applied") or 0)
+        if lag > READY_MAX_LAG:
+            return False, f"{lag} committed log entries behind the leader"
         if self.cluster.state.network is None:
             return False, "no network config committed yet"
         return True, "ready"
