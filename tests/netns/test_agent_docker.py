@@ -94,6 +94,14 @@ def test_network_is_dcos_docker_step_and_a_second_pass_changes_nothing(
     assert (again.operations, again.writes, again.converged) == (0, 0, True)
     after = world.daemon.network("dcos")
     assert after is not None and after["Id"] == net["Id"]
+    restarted = local_agent(world.bed, 1, docker_host=world.daemon.host)
+    try:  # a restarted agent adopts Docker's network and the bridge as they are
+        fresh = restarted.reconcile(cluster(world.bed, (1, 2)))
+    finally:
+        restarted.close()
+    assert (fresh.operations, fresh.writes, fresh.converged) == (0, 0, True)
+    after = world.daemon.network("dcos")
+    assert after is not None and after["Id"] == net["Id"]
     same = bridge(world.a1.ns)
     assert same is not None
     assert [same[k] for k in ("ifindex", "address", "mtu", "ifalias", "addr_info")] == [
