@@ -161,11 +161,11 @@ def replica_samples(pids: Sequence[int]) -> list[dict[str, float]]:
 async def watch(spec: dict[str, Any]) -> dict[str, Any]:
     targets: list[str] = spec["targets"]
     pids: list[int] = spec["pids"]
-    headers = {"Authorization": f"Bearer {spec['token']}"}
-    control = await wire.connect(spec["register_target"])
-    first = await control.request("GET", "/overlay-master/watch?since=0&timeout=0")
+    headers = {"Authorization": f"Bearer {spec.get('token')}"}
+    control = spec["register_target"]  # fresh connections: uvicorn drops ones idle for 5 s
+    before = replica_samples(pids)  # before our first connection, which the server closes late
+    first = await wire.fetch(control, "GET", "/overlay-master/watch?since=0&timeout=0")
     revision = first.revision
-    before = replica_samples(pids)
     watchers: list[Watcher] = []
     tracker = Tracker()
     tasks = []
@@ -187,15 +187,15 @@ async def watch(spec: dict[str, Any]) -> dict[str, Any]:
     )
     await asyncio.sleep(0.5)  # let the replicas read and park every request before sampling
     after = replica_samples(pids)
+    changes = FloorChanges(targets) if spec.get("floor") else MasterChanges(control, headers)
     rounds = []
     for plan in spec["rounds"]:
-        rounds.append(await one_round(control, headers, watchers, tracker, pids, plan))
+        rounds.append(await one_round(changes, watchers, tracker, pids, plan))
     errors = [w.error for w in watchers if w.error]
     for task in tasks:
         task.cancel()
     for w in watchers:
         w.conn.close()
-    control.close()
     return {
         "per_replica": per_replica,
         "before": before,
@@ -206,31 +206,68 @@ async def watch(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class MasterChanges:
+    """Round steps on the master: delete one agent (settle), register one new agent (measured)."""
+
+    def __init__(self, control: str, headers: dict[str, str]) -> None:
+        self.control, self.headers = control, headers
+
+    async def settle_step(self, plan: dict[str, str]) -> int:
+        body = json.dumps({"agents": [plan["delete"]]}).encode()
+        path = "/overlay-master/agents/delete"
+        deleted = await wire.fetch(self.control, "POST", path, body, self.headers)
+        if deleted.status != 200:
+            raise RuntimeError(f"delete answered {deleted.status}: {deleted.body[:300]!r}")
+        return deleted.revision
+
+    async def measured_step(self, plan: dict[str, str]) -> tuple[float, int, float]:
+        """Returns (started, revision, acknowledged)."""
+        body = json.dumps({"ip": plan["register"]}).encode()
+        conn = await wire.connect(self.control)
+        started = time.monotonic()
+        registered = await conn.request("POST", "/overlay-master/agents", body, self.headers)
+        conn.close()
+        if registered.status != 200:
+            raise RuntimeError(f"register answered {registered.status}: {registered.body[:300]!r}")
+        return started, registered.revision, registered.arrived
+
+
+class FloorChanges:
+    """Round steps on the bare floor endpoints: bump every floor's revision at once."""
+
+    def __init__(self, targets: list[str]) -> None:
+        self.targets = targets
+
+    async def settle_step(self, plan: dict[str, str]) -> int:
+        return (await self.measured_step(plan))[1]
+
+    async def measured_step(self, plan: dict[str, str]) -> tuple[float, int, float]:
+        conns = [await wire.connect(t) for t in self.targets]
+        started = time.monotonic()
+        answers = await asyncio.gather(*(c.request("POST", "/bump") for c in conns))
+        for c in conns:
+            c.close()
+        if len({a.revision for a in answers}) != 1:
+            raise RuntimeError("the floors disagree on the revision")
+        return started, answers[0].revision, max(a.arrived for a in answers)
+
+
 async def one_round(
-    control: wire.HttpConnection,
-    headers: dict[str, str],
+    changes: MasterChanges | FloorChanges,
     watchers: list[Watcher],
     tracker: Tracker,
     pids: Sequence[int],
     plan: dict[str, str],
 ) -> dict[str, Any]:
-    body = json.dumps({"agents": [plan["delete"]]}).encode()
-    deleted = await control.request("POST", "/overlay-master/agents/delete", body, headers)
-    if deleted.status != 200:
-        raise RuntimeError(f"delete answered {deleted.status}: {deleted.body[:300]!r}")
+    settled = await changes.settle_step(plan)
     await wait_for(
-        lambda: all(w.since >= deleted.revision and w.parked.is_set() for w in watchers),
+        lambda: all(w.since >= settled and w.parked.is_set() for w in watchers),
         60,
-        "watchers parked after the delete",
+        "watchers parked after the settling step",
     )
     await asyncio.sleep(0.3)  # the parked requests reach the replicas
     cpu0, replicas0 = cpu(), [processes.cpu_seconds(pid) for pid in pids]
-    body = json.dumps({"ip": plan["register"]}).encode()
-    started = time.monotonic()
-    registered = await control.request("POST", "/overlay-master/agents", body, headers)
-    if registered.status != 200:
-        raise RuntimeError(f"register answered {registered.status}: {registered.body[:300]!r}")
-    target = registered.revision
+    started, target, acked = await changes.measured_step(plan)
     tracker.arm(target, watchers)
     try:
         await asyncio.wait_for(tracker.done.wait(), 60)
@@ -243,7 +280,7 @@ async def one_round(
     replicas_cpu = [processes.cpu_seconds(pid) - c for pid, c in zip(pids, replicas0, strict=True)]
     latencies = [held - started for w in watchers if (held := w.held_since(target)) is not None]
     return {
-        "ack": registered.arrived - started,
+        "ack": acked - started,
         "latencies": sorted(latencies),
         "window": finished - started,
         "client_cpu": client_cpu,

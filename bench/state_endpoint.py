@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 
 import httpx
 
-from bench import processes, stats, wire
+from bench import floor, processes, stats, wire
 from bench.clusters import agent_ip
 from bench.context import Context
 from bench.report import Row
-from tests.harness.cluster import free_ports, wait_until
 
 BLOCK = 10
 WARMUP = 5
@@ -66,16 +64,8 @@ def run(ctx: Context) -> list[Row]:
         raise AssertionError(f"state holds {agents} agents, expected {ctx.main_agents}")
     path = ctx.workdir / "state-body.json"
     path.write_bytes(body)
-    floor_http = f"127.0.0.1:{free_ports(1)[0]}"
-    floor = processes.spawn(
-        [sys.executable, "-m", "bench.floor", "--http", floor_http, "--body", str(path)]
-    )
+    floor_http, floor_proc = floor.launch(path)
     try:
-        wait_until(
-            lambda: httpx.get(f"http://{floor_http}/floor", timeout=5).status_code == 200,
-            30,
-            "the floor endpoint",
-        )
         follower = next(r for r in main.replicas if r is not leader)
         endpoints = {
             "floor": (floor_http, "/floor"),
@@ -85,7 +75,7 @@ def run(ctx: Context) -> list[Row]:
         }
         times = asyncio.run(measure(endpoints, ctx.sizes.state_requests))
     finally:
-        processes.stop(floor)
+        processes.stop(floor_proc)
     ctx.facts["state_bytes"] = len(body)
     return rows_for(times, agents, len(body))
 
