@@ -13,24 +13,23 @@ import ctypes
 import errno
 import os
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from overlay_agent import netlink_bulk as bulk
 from overlay_agent.desired import VTEP_NAME
 from overlay_agent.errors import KernelError
 from overlay_agent.observed import (
     OWNER_ALIAS,
     ROUTE_PROTO,
     ObservedLink,
-    ObservedNeighbour,
     ObservedNet,
-    ObservedRoute,
     VxlanParams,
 )
 from overlay_agent.plan import (
@@ -53,9 +52,6 @@ from overlay_agent.plan import (
 NETNS_DIR = Path("/run/netns")
 MAIN_TABLE = 254
 IFF_UP = 0x1
-NUD_PERMANENT = 0x80
-NUD_NOARP = 0x40
-NTF_SELF = 0x02
 CLONE_NEWNET = 0x40000000
 FORWARDING = "/proc/sys/net/ipv4/ip_forward"
 
@@ -74,8 +70,15 @@ class Kernel:
             self._ipr = IPRoute(netns=netns) if netns else IPRoute()
         except OSError as e:
             raise KernelError(f"opening netlink in namespace {netns!r}") from e
+        try:
+            with self._inside():
+                self._peers = bulk.PeerTable(bulk.open_socket())
+        except OSError as e:
+            self._ipr.close()
+            raise KernelError(f"opening netlink in namespace {netns!r}") from e
 
     def close(self) -> None:
+        self._peers.close()
         self._ipr.close()
 
     # -- observe -----------------------------------------------------------------------------
@@ -99,9 +102,9 @@ class Kernel:
         return ObservedNet(
             vtep=vtep,
             bridges=bridges,
-            neighbours=self._neighbours(vtep.index) if vtep else frozenset(),
-            fdb=self._fdb(vtep.index) if vtep else frozenset(),
-            routes=self._routes(),
+            neighbours=self._peers.neighbours(vtep.index) if vtep else frozenset(),
+            fdb=self._peers.fdb(vtep.index) if vtep else frozenset(),
+            routes=self._peers.routes(MAIN_TABLE, ROUTE_PROTO),
             forwarding=self._read_sysctl(FORWARDING) == "1",
             underlay_mtu=underlay.mtu if underlay else None,
         )
@@ -140,56 +143,35 @@ class Kernel:
             vxlan=vxlan,
         )
 
-    def _neighbours(self, index: int) -> frozenset[ObservedNeighbour]:
-        return frozenset(
-            ObservedNeighbour(
-                ip=IPv4Address(raw.get("NDA_DST")),
-                mac=str(raw.get("NDA_LLADDR") or "").lower(),
-                permanent=bool(raw["state"] & NUD_PERMANENT),
-            )
-            for raw in self._ipr.neigh("dump", ifindex=index, family=socket.AF_INET)
-            if raw["ifindex"] == index and raw.get("NDA_DST")
-        )
-
-    def _fdb(self, index: int) -> frozenset[tuple[str, IPv4Address]]:
-        return frozenset(
-            (str(raw.get("NDA_LLADDR")).lower(), IPv4Address(raw.get("NDA_DST")))
-            for raw in self._ipr.fdb("dump", ifindex=index)
-            if raw["ifindex"] == index
-            and raw["flags"] & NTF_SELF
-            and raw.get("NDA_DST")
-            and ":" not in str(raw.get("NDA_DST"))
-        )
-
-    def _routes(self) -> frozenset[ObservedRoute]:
-        routes = set()
-        for raw in self._ipr.route("dump", family=socket.AF_INET):
-            table = raw.get("RTA_TABLE") or raw["table"]
-            if raw["proto"] != ROUTE_PROTO or table != MAIN_TABLE:
-                continue
-            dst = IPv4Network(f"{raw.get('RTA_DST') or '0.0.0.0'}/{raw['dst_len']}")
-            gateway = raw.get("RTA_GATEWAY")
-            routes.add(
-                ObservedRoute(dst, IPv4Address(gateway) if gateway else None, raw.get("RTA_OIF"))
-            )
-        return frozenset(routes)
-
     # -- apply -------------------------------------------------------------------------------
 
     def apply(self, op: Operation) -> None:
         """Apply one operation; raise ``KernelError`` naming it if the kernel refuses."""
-        try:
-            self._apply(op)
-        except NetlinkError as e:
-            raise KernelError(f"{_describe(op)}: {e}") from e
-        except OSError as e:
-            raise KernelError(f"{_describe(op)}: {e}") from e
+        for _, error in self.apply_all([op]):
+            raise error
 
-    def _apply(self, op: Operation) -> None:
+    def apply_all(self, ops: Sequence[Operation]) -> list[tuple[Operation, KernelError]]:
+        """Apply ``ops`` in order; every one is tried. Returns the refused ones with the reason.
+
+        Each run of per-peer operations (neighbours, FDB entries, routes: thousands at scale)
+        goes to the kernel in bulk; links, addresses and sysctls one by one through pyroute2.
+        """
+        failures: list[tuple[Operation, KernelError]] = []
+        run: list[PeerOperation] = []
+        for op in ops:
+            if isinstance(op, PeerOperation):
+                run.append(op)
+                continue
+            failures += self._apply_peers(run)
+            run = []
+            try:
+                self._apply_one(op)
+            except (NetlinkError, OSError, KernelError) as e:
+                failures.append((op, _failure(op, e)))
+        return failures + self._apply_peers(run)
+
+    def _apply_one(self, op: Operation) -> None:
         handlers: dict[type, Callable[[Any], None]] = {
-            DeleteRoute: self._delete_route,
-            DeleteNeighbour: self._delete_neighbour,
-            DeleteFdb: self._delete_fdb,
             DeleteAddress: self._delete_address,
             DeleteLink: self._delete_link,
             CreateVtep: self._create_vtep,
@@ -197,33 +179,34 @@ class Kernel:
             SetLink: lambda o: self._set_link(o.name, o.mtu, o.up, o.tag),
             AddAddress: self._add_address,
             EnableForwarding: self._enable_forwarding,
-            ReplaceFdb: self._replace_fdb,
-            ReplaceNeighbour: self._replace_neighbour,
-            ReplaceRoute: self._replace_route,
         }
         handlers[type(op)](op)
 
-    def _delete_route(self, op: DeleteRoute) -> None:
-        dst = op.route.dst
-        self._tolerate(
-            (errno.ESRCH, errno.ENOENT),
-            self._ipr.route,
-            "del",
-            dst=str(dst.network_address),
-            dst_len=dst.prefixlen,
-            proto=ROUTE_PROTO,
-            table=MAIN_TABLE,
-        )
-
-    def _delete_neighbour(self, op: DeleteNeighbour) -> None:
-        vtep = self._index(VTEP_NAME)
-        self._tolerate((errno.ENOENT,), self._ipr.neigh, "del", dst=str(op.ip), ifindex=vtep)
-
-    def _delete_fdb(self, op: DeleteFdb) -> None:
-        vtep = self._index(VTEP_NAME)
-        self._tolerate(
-            (errno.ENOENT,), self._ipr.fdb, "del", ifindex=vtep, lladdr=op.mac, dst=str(op.dst)
-        )
+    def _apply_peers(self, ops: list[PeerOperation]) -> list[tuple[Operation, KernelError]]:
+        if not ops:
+            return []
+        try:
+            vtep = self._find(VTEP_NAME)
+        except (NetlinkError, OSError) as e:
+            return [(op, _failure(op, e)) for op in ops]
+        missing = KernelError(f"link {VTEP_NAME} does not exist")
+        failures: list[tuple[Operation, KernelError]] = []
+        sendable = []
+        for op in ops:
+            if vtep is None and not isinstance(op, DeleteRoute):
+                failures.append((op, _failure(op, missing)))
+            else:
+                sendable.append(op)
+        try:
+            results = self._peers.write([_request(op, vtep or 0) for op in sendable])
+        except OSError as e:
+            return failures + [(op, _failure(op, e)) for op in sendable]
+        finally:
+            self.writes += len(sendable)
+        for op, (code, message) in zip(sendable, results, strict=True):
+            if code and code not in _TOLERATED.get(type(op), ()):
+                failures.append((op, KernelError(f"{_describe(op)}: {os.strerror(code)}{message}")))
+        return failures
 
     def _delete_address(self, op: DeleteAddress) -> None:
         self._tolerate(
@@ -274,42 +257,6 @@ class Kernel:
     def _enable_forwarding(self, op: EnableForwarding) -> None:
         self.writes += 1
         self._write_sysctl(FORWARDING, "1")
-
-    def _replace_fdb(self, op: ReplaceFdb) -> None:
-        # pyroute2's "replace" does not default state and flags the way "add" does.
-        self._write(
-            self._ipr.fdb,
-            "replace",
-            ifindex=self._index(VTEP_NAME),
-            lladdr=op.entry.mac,
-            dst=str(op.entry.dst),
-            state=NUD_PERMANENT | NUD_NOARP,
-            flags=NTF_SELF,
-        )
-
-    def _replace_neighbour(self, op: ReplaceNeighbour) -> None:
-        n = op.neighbour
-        self._write(
-            self._ipr.neigh,
-            "replace",
-            dst=str(n.ip),
-            lladdr=n.mac,
-            ifindex=self._index(VTEP_NAME),
-            state=NUD_PERMANENT,
-        )
-
-    def _replace_route(self, op: ReplaceRoute) -> None:
-        r = op.route
-        self._write(
-            self._ipr.route,
-            "replace",
-            dst=str(r.dst.network_address),
-            dst_len=r.dst.prefixlen,
-            gateway=str(r.via),
-            oif=self._index(VTEP_NAME),
-            proto=ROUTE_PROTO,
-            table=MAIN_TABLE,
-        )
 
     def _set_link(self, name: str, mtu: int | None, up: bool, tag: bool) -> None:
         changes: dict[str, Any] = {}
@@ -379,6 +326,43 @@ def _setns(fd: int) -> None:
     if libc.setns(fd, CLONE_NEWNET) != 0:
         code = ctypes.get_errno()
         raise OSError(code, f"setns: {os.strerror(code)}")
+
+
+PeerOperation = (
+    DeleteRoute | DeleteNeighbour | DeleteFdb | ReplaceFdb | ReplaceNeighbour | ReplaceRoute
+)
+
+# Repeating these is harmless: what they delete is already gone.
+_TOLERATED: dict[type, tuple[int, ...]] = {
+    DeleteRoute: (errno.ESRCH, errno.ENOENT),
+    DeleteNeighbour: (errno.ENOENT,),
+    DeleteFdb: (errno.ENOENT,),
+}
+
+
+def _request(op: PeerOperation, vtep: int) -> bulk.Request:
+    match op:
+        case DeleteRoute(r):
+            return bulk.delete_route(r.dst, MAIN_TABLE, ROUTE_PROTO)
+        case DeleteNeighbour(ip):
+            return bulk.delete_neighbour(vtep, ip)
+        case DeleteFdb(mac, dst):
+            return bulk.delete_fdb(vtep, mac, dst)
+        case ReplaceFdb(e):
+            return bulk.replace_fdb(vtep, e.mac, e.dst)
+        case ReplaceNeighbour(n):
+            return bulk.replace_neighbour(vtep, n.ip, n.mac)
+        case ReplaceRoute(r):
+            return bulk.replace_route(r.dst, r.via, vtep, MAIN_TABLE, ROUTE_PROTO)
+        case _:
+            assert_never(op)
+
+
+def _failure(op: Operation, e: Exception) -> KernelError:
+    """``e`` as a ``KernelError`` naming the operation it stopped."""
+    error = KernelError(f"{_describe(op)}: {e}")
+    error.__cause__ = e
+    return error
 
 
 def _describe(op: Operation) -> str:

@@ -140,12 +140,9 @@ class Reconciler:
     def _apply(
         self, ops: list[Operation], want: DesiredNet, errors: dict[str | None, list[str]]
     ) -> None:
-        for op in ops:
-            try:
-                self.kernel.apply(op)
-            except KernelError as e:
-                log.warning("%s", e)
-                errors.setdefault(_overlay_of(op, want), []).append(str(e))
+        for op, e in self.kernel.apply_all(ops):
+            log.warning("%s", e)
+            errors.setdefault(_overlay_of(op, want), []).append(str(e))
 
     def _docker_step(
         self, want: DesiredNet, seen: ObservedNet, errors: dict[str | None, list[str]]
