@@ -268,6 +268,8 @@ async def one_round(
     await asyncio.sleep(0.3)  # the parked requests reach the replicas
     cpu0, replicas0 = cpu(), [processes.cpu_seconds(pid) for pid in pids]
     started, target, acked = await changes.measured_step(plan)
+    if target <= settled:
+        raise RuntimeError(f"the measured change did not advance the revision ({target})")
     tracker.arm(target, watchers)
     try:
         await asyncio.wait_for(tracker.done.wait(), 60)
