@@ -23,7 +23,7 @@ Design notes
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from overlay_agent.desired import Bridge, DesiredNet, FdbEntry, Neighbour, Route, Vtep
 from overlay_agent.observed import ObservedLink, ObservedNet, ObservedRoute
@@ -197,37 +197,34 @@ def _link_state(
 
 def _stale_routes(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
     wanted = {r.dst for r in want.routes}
-    return [DeleteRoute(r) for r in sorted(seen.routes, key=_route_key) if r.dst not in wanted]
+    stale = [r for r in seen.routes if r.dst not in wanted]
+    return [DeleteRoute(r) for r in sorted(stale, key=_route_key)]
 
 
 def _missing_routes(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
     oif = seen.vtep.index if seen.vtep is not None else None
     have = {(r.dst, r.via) for r in seen.routes if oif is not None and r.oif == oif}
-    return [
-        ReplaceRoute(r)
-        for r in sorted(want.routes, key=lambda r: (r.dst, r.via))
-        if (r.dst, r.via) not in have
-    ]
+    missing = [r for r in want.routes if (r.dst, r.via) not in have]
+    return [ReplaceRoute(r) for r in sorted(missing, key=lambda r: (*_net_key(r.dst), int(r.via)))]
 
 
 def _stale_neighbours(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
     wanted = {n.ip for n in want.neighbours}
-    return [
-        DeleteNeighbour(n.ip)
-        for n in sorted(seen.neighbours, key=lambda n: n.ip)
-        if n.permanent and n.ip not in wanted
-    ]
+    stale = [n.ip for n in seen.neighbours if n.permanent and n.ip not in wanted]
+    return [DeleteNeighbour(ip) for ip in sorted(stale, key=int)]
 
 
 def _missing_neighbours(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
-    have = {Neighbour(n.ip, n.mac) for n in seen.neighbours if n.permanent}
-    return [
-        ReplaceNeighbour(n) for n in sorted(want.neighbours, key=lambda n: n.ip) if n not in have
-    ]
+    have = {(n.ip, n.mac) for n in seen.neighbours if n.permanent}
+    missing = [n for n in want.neighbours if (n.ip, n.mac) not in have]
+    return [ReplaceNeighbour(n) for n in sorted(missing, key=lambda n: int(n.ip))]
 
 
 def _stale_fdb(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
     wanted = {(e.mac, e.dst) for e in want.fdb}
+    unwanted = [(mac, dst) for mac, dst in seen.fdb if (mac, dst) not in wanted]
+    if not unwanted:
+        return []
     wanted_macs = {e.mac for e in want.fdb}
     per_mac: dict[str, int] = {}
     for mac, _ in seen.fdb:
@@ -235,18 +232,20 @@ def _stale_fdb(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
     # A wanted MAC seen once with the wrong remote is fixed by "replace"; delete only the rest.
     return [
         DeleteFdb(mac, dst)
-        for mac, dst in sorted(seen.fdb)
-        if (mac, dst) not in wanted and (mac not in wanted_macs or per_mac[mac] > 1)
+        for mac, dst in sorted(unwanted, key=lambda e: (e[0], int(e[1])))
+        if mac not in wanted_macs or per_mac[mac] > 1
     ]
 
 
 def _missing_fdb(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
-    return [
-        ReplaceFdb(e)
-        for e in sorted(want.fdb, key=lambda e: e.mac)
-        if (e.mac, e.dst) not in seen.fdb
-    ]
+    missing = [e for e in want.fdb if (e.mac, e.dst) not in seen.fdb]
+    return [ReplaceFdb(e) for e in sorted(missing, key=lambda e: e.mac)]
 
 
-def _route_key(route: ObservedRoute) -> tuple[object, ...]:
-    return (route.dst, str(route.via), route.oif or 0)
+def _net_key(net: IPv4Network) -> tuple[int, int]:
+    """Sorts like ``IPv4Network`` itself (address, then mask), without its slow comparisons."""
+    return int(net.network_address), net.prefixlen
+
+
+def _route_key(route: ObservedRoute) -> tuple[int, ...]:
+    return (*_net_key(route.dst), int(route.via or 0), route.oif or 0)
