@@ -63,6 +63,17 @@ class OverlayCluster(Cluster):
                 roles.append("down")
         return roles
 
+    def raft_term(self) -> int:
+        """The highest Raft term any live replica reports (each election adds at least one)."""
+        terms = []
+        for r in self.replicas:
+            if r.alive:
+                text = httpx.get(f"{r.url}/metrics", timeout=5).text
+                for line in text.splitlines():
+                    if line.startswith("overlay_master_raft_term "):
+                        terms.append(int(float(line.split()[1])))
+        return max(terms)
+
     def stable(self) -> bool:
         """All three ready and exactly one leader."""
         for r in self.replicas:

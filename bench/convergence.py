@@ -65,6 +65,7 @@ def run(ctx: Context) -> list[Row]:
                     "register_target": floors[0][0],
                 }
             )
+            term = main.raft_term()
             ours = launch(
                 {
                     **common,
@@ -74,6 +75,7 @@ def run(ctx: Context) -> list[Row]:
                     "register_target": main.leader().http,
                 }
             )
+            ours["terms"] = (term, main.raft_term())
             rows += rows_for(which, watchers, ours, base)
     finally:
         for _, proc in floors:
@@ -135,7 +137,9 @@ def rows_for(which: int, watchers: int, ours: dict[str, Any], base: dict[str, An
             mine["p99"] < target,
             notes=f"Watchers per replica {'/'.join(map(str, ours['per_replica']))}. Medians over "
             "rounds; latency counts from just before the registration is sent (its "
-            f"acknowledgement took {stats.seconds(mine['ack'])}). CPU time during each round, "
+            f"acknowledgement took {stats.seconds(mine['ack'])}). Raft term {ours['terms'][0]} "
+            f"before, {ours['terms'][1]} after; requests retried on 503: {ours['retries']}. "
+            "CPU time during each round, "
             f"master: {cpu_text(ours)}. Floor: {cpu_text(base)}.",
         ),
         Row(

@@ -197,6 +197,7 @@ async def watch(spec: dict[str, Any]) -> dict[str, Any]:
     for w in watchers:
         w.conn.close()
     return {
+        "retries": getattr(changes, "retries", 0),
         "per_replica": per_replica,
         "before": before,
         "after": after,
@@ -207,28 +208,43 @@ async def watch(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 class MasterChanges:
-    """Round steps on the master: delete one agent (settle), register one new agent (measured)."""
+    """Round steps on the master: delete one agent (settle), register one new agent (measured).
+
+    Like a real agent, a step retries the same (idempotent) request on 503 until it is
+    acknowledged; ``retries`` counts those, so a leader change during a round shows up.
+    """
+
+    RETRY_FOR = 30.0
 
     def __init__(self, control: str, headers: dict[str, str]) -> None:
         self.control, self.headers = control, headers
+        self.retries = 0
+
+    async def post(self, path: str, body: bytes) -> wire.Answer:
+        deadline = time.monotonic() + self.RETRY_FOR
+        while True:
+            conn = await wire.connect(self.control)
+            try:
+                answer = await conn.request("POST", path, body, self.headers)
+            finally:
+                conn.close()
+            if answer.status != 503 or time.monotonic() > deadline:
+                break
+            self.retries += 1
+            await asyncio.sleep(0.05)
+        if answer.status != 200:
+            raise RuntimeError(f"{path} answered {answer.status}: {answer.body[:300]!r}")
+        return answer
 
     async def settle_step(self, plan: dict[str, str]) -> int:
         body = json.dumps({"agents": [plan["delete"]]}).encode()
-        path = "/overlay-master/agents/delete"
-        deleted = await wire.fetch(self.control, "POST", path, body, self.headers)
-        if deleted.status != 200:
-            raise RuntimeError(f"delete answered {deleted.status}: {deleted.body[:300]!r}")
-        return deleted.revision
+        return (await self.post("/overlay-master/agents/delete", body)).revision
 
     async def measured_step(self, plan: dict[str, str]) -> tuple[float, int, float]:
         """Returns (started, revision, acknowledged)."""
         body = json.dumps({"ip": plan["register"]}).encode()
-        conn = await wire.connect(self.control)
         started = time.monotonic()
-        registered = await conn.request("POST", "/overlay-master/agents", body, self.headers)
-        conn.close()
-        if registered.status != 200:
-            raise RuntimeError(f"register answered {registered.status}: {registered.body[:300]!r}")
+        registered = await self.post("/overlay-master/agents", body)
         return started, registered.revision, registered.arrived
 
 
