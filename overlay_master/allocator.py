@@ -136,7 +136,15 @@ class Synced:
     revision: int
 
 
-Result = Rejected | Configured | Registered | Deleted | StatusRecorded | Synced
+@dataclass(frozen=True)
+class Batched:
+    """Answers to a batch, one per command, in order."""
+
+    results: tuple[Rejected | Configured | Registered | Deleted | StatusRecorded | Synced, ...]
+
+
+Result = Rejected | Configured | Registered | Deleted | StatusRecorded | Synced | Batched
+MAX_BATCH = 512
 
 
 # -- commands (plain data) ------------------------------------------------------------------------
@@ -166,6 +174,11 @@ def report_status(ip: str, overlays: Iterable[Mapping[str, Any]]) -> dict[str, A
 
 def barrier() -> dict[str, Any]:
     return {"op": "barrier"}
+
+
+def batch(commands: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Several commands in one log entry (the node coalesces concurrent writes this way)."""
+    return {"op": "batch", "commands": [dict(c) for c in commands]}
 
 
 # -- the state machine ----------------------------------------------------------------------------
@@ -218,6 +231,8 @@ class ClusterState:
                 "bad_command", f"a command must be a mapping, got {type(command).__name__}"
             )
         op = command.get("op")
+        if op == "batch":
+            return self._batch(command.get("commands"))
         if op == "barrier":
             return Synced(self.revision)
         if op == "configure":
@@ -231,6 +246,19 @@ class ClusterState:
         if op == "status":
             return self._status(command)
         return Rejected("bad_command", f"unknown op {op!r}")
+
+    def _batch(self, commands: object) -> Result:
+        if not isinstance(commands, list) or len(commands) > MAX_BATCH:
+            return Rejected("bad_command", f"a batch needs a list of at most {MAX_BATCH} commands")
+        results: list[Rejected | Configured | Registered | Deleted | StatusRecorded | Synced] = []
+        for command in commands:
+            if isinstance(command, dict) and command.get("op") == "batch":
+                results.append(Rejected("bad_command", "batches do not nest"))
+                continue
+            result = self.apply(command)
+            assert not isinstance(result, Batched)
+            results.append(result)
+        return Batched(tuple(results))
 
     # -- configure --------------------------------------------------------------------------------
 

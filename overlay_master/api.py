@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, generate_latest
@@ -71,12 +73,12 @@ def create_app(
     registry = CollectorRegistry()
     registry.register(_Metrics(node))
 
-    def require_token(request: Request) -> None:
-        _check_token(settings.token, request)
+    async def require_token(request: Request) -> None:  # async: no thread-pool hop per request
+        _check_token(settings.token, request.headers.get("authorization", ""))
 
-    def require_read_token(request: Request) -> None:
+    async def require_read_token(request: Request) -> None:
         if settings.protect_reads:
-            _check_token(settings.token, request)
+            _check_token(settings.token, request.headers.get("authorization", ""))
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, e: ApiError) -> JSONResponse:
@@ -116,7 +118,7 @@ def create_app(
         return result
 
     def record_response(result: allocator.Registered | allocator.StatusRecorded) -> Response:
-        network = node.snapshot().network
+        network = node.network
         assert network is not None
         body = node.agent_bytes(result.agent, network)
         return _json(body, result.revision)
@@ -159,24 +161,6 @@ def create_app(
         snap = node.snapshot()
         return _json(node.state_bytes(snap), snap.revision)
 
-    @app.get("/overlay-master/watch", dependencies=[Depends(require_read_token)])
-    async def watch(
-        since: int = Query(0, ge=0), timeout: float = Query(30.0, ge=0.0, le=300.0)
-    ) -> Response:
-        await node.wait_revision_above(since, min(timeout, settings.max_watch_timeout))
-        snap = node.snapshot()
-        if snap.network is None:
-            raise ApiError(503, "not_configured", "no network config committed yet", retry=True)
-        if snap.revision < since:
-            raise ApiError(
-                503,
-                "behind",
-                f"this replica has applied revision {snap.revision}, older than {since}; "
-                "retry here or on another replica",
-                retry=True,
-            )
-        return _json(node.watch_bytes(snap, since), snap.revision)
-
     @app.get("/overlay-master/leader")
     async def leader() -> dict[str, Any]:
         return {"leader": node.leader(), "self": node.raft.self_address, "role": node.role()}
@@ -191,11 +175,82 @@ def create_app(
         ready, why = node.ready()
         return JSONResponse({"ready": ready, "reason": why}, 200 if ready else 503)
 
+    app.add_middleware(WatchFastPath, node=node, settings=settings)
+
     @app.get("/metrics")
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
 
     return app
+
+
+class WatchFastPath:
+    """``GET /overlay-master/watch`` as a plain ASGI handler in front of the FastAPI app.
+
+    Thousands of agents park here; each answer is the same pre-encoded bytes, so the per-request
+    cost is the web stack's. Skipping FastAPI's routing, dependency and response machinery for
+    this one route cuts it by more than half (bench/findings.md); every other route stays FastAPI.
+    The semantics are docs/api.md's: answer at once if the revision is newer than ``since``,
+    else when it changes or after ``timeout`` seconds; never answer with an older revision.
+    """
+
+    PATH = "/overlay-master/watch"
+
+    def __init__(self, app: Any, node: Node, settings: ApiSettings) -> None:
+        self.app, self.node, self.settings = app, node, settings
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != self.PATH:
+            await self.app(scope, receive, send)
+            return
+        status, body, revision = await self._answer(scope)
+        headers = [(b"content-type", JSON.encode()), (b"content-length", str(len(body)).encode())]
+        if revision is not None:
+            headers.append((b"x-overlay-revision", str(revision).encode()))
+        if status == 503:
+            headers.append((b"retry-after", RETRY_AFTER.encode()))
+        if status == 401:
+            headers.append((b"www-authenticate", b"Bearer"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _answer(self, scope: Any) -> tuple[int, bytes, int | None]:
+        if scope["method"] not in ("GET", "HEAD"):
+            return _error(405, "method_not_allowed", "use GET")
+        if self.settings.protect_reads:
+            header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+            try:
+                _check_token(self.settings.token, header)
+            except ApiError as e:
+                return _error(e.status, e.reason, e.message)
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        try:
+            since = int(query.get("since", ["0"])[-1])
+            timeout = float(query.get("timeout", ["30"])[-1])
+        except ValueError:
+            return _error(422, "invalid_request", "since must be an integer, timeout a number")
+        if since < 0 or not 0 <= timeout <= self.settings.max_watch_timeout:
+            return _error(
+                422,
+                "invalid_request",
+                f"since must be >= 0 and timeout between 0 and {self.settings.max_watch_timeout:g}",
+            )
+        await self.node.wait_revision_above(since, timeout)
+        snap = self.node.snapshot()
+        if snap.network is None:
+            return _error(503, "not_configured", "no network config committed yet")
+        if snap.revision < since:
+            return _error(
+                503,
+                "behind",
+                f"this replica has applied revision {snap.revision}, older than {since}; "
+                "retry here or on another replica",
+            )
+        return 200, self.node.watch_bytes(snap, since), snap.revision
+
+
+def _error(status: int, reason: str, message: str) -> tuple[int, bytes, None]:
+    return status, json.dumps({"error": reason, "message": message}).encode(), None
 
 
 def _json(body: bytes, revision: int) -> Response:
@@ -209,10 +264,9 @@ def _check_ip(ip: str) -> str:
         raise ApiError(422, "invalid_ip", f"{ip!r} is not an IPv4 address") from None
 
 
-def _check_token(token: str | None, request: Request) -> None:
+def _check_token(token: str | None, header: str) -> None:
     if token is None:
         return
-    header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
         raise ApiError(401, "unauthorized", "missing or wrong bearer token")

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 CHANGE_LOG_CAPACITY = 20_000
 BARRIER_TIMEOUT = 3.0
+WRITE_TIMEOUT = 5.0  # an in-flight write entry holds back the next batch at most this long
 REVISION_POLL = 0.2
 READY_MAX_LAG = 50  # committed entries a ready replica may still have to apply
 FAIL_NAMES = {v: k for k, v in vars(FAIL_REASON).items() if isinstance(v, int)}
@@ -101,12 +102,23 @@ class ChangeLog:
         return list(dict.fromkeys(ip for _, ips in tail for ip in ips))
 
 
-def _touched(result: Result) -> tuple[str, ...]:
-    if isinstance(result, allocator.Registered | allocator.StatusRecorded):
-        return (result.agent.ip,)
-    if isinstance(result, allocator.Deleted):
-        return result.ips
-    return ()
+def _changes(result: Result) -> list[tuple[int, tuple[str, ...]]]:
+    """(revision, agents touched) for every state change a result reports, in order."""
+    if isinstance(result, allocator.Batched):
+        return [change for r in result.results for change in _changes(r)]
+    if isinstance(result, allocator.Registered | allocator.StatusRecorded) and result.changed:
+        return [(result.revision, (result.agent.ip,))]
+    if isinstance(result, allocator.Deleted) and result.ips:
+        return [(result.revision, result.ips)]
+    if isinstance(result, allocator.Configured) and result.changed:
+        return [(result.revision, ())]
+    return []
+
+
+@dataclass
+class _Pending:
+    command: dict[str, Any]
+    future: asyncio.Future[Result]
 
 
 class Node:
@@ -118,6 +130,9 @@ class Node:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed: asyncio.Event | None = None
         self._seen_revision = -1
+        self._writes: list[_Pending] = []
+        self._writes_inflight: object | None = None
+        self._snapshot: tuple[ClusterState, Snapshot] | None = None
         self._queued: asyncio.Future[int] | None = None
         self._inflight: asyncio.Future[int] | None = None
         self._agent_cache: dict[str, tuple[AgentRecord, bytes]] = {}
@@ -193,11 +208,15 @@ class Node:
     # -- tick-thread side -------------------------------------------------------------------------
 
     def _on_applied(self, state: ClusterState, command: Any, result: Result) -> None:
-        if state.revision != self.changes.last:
-            self.changes.record(state.revision, _touched(result))
-            loop = self._loop
-            if loop is not None:
-                loop.call_soon_threadsafe(self._wake)
+        if state.revision == self.changes.last:
+            return
+        for revision, ips in _changes(result):
+            self.changes.record(revision, ips)
+        if state.revision != self.changes.last:  # a jump we cannot explain: start over
+            self.changes.record(state.revision, ())
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._wake)
 
     # -- event-loop side --------------------------------------------------------------------------
 
@@ -216,20 +235,65 @@ class Node:
                 self._wake()
 
     async def submit(self, command: dict[str, Any], timeout: float) -> Result:
+        """Commit a write and return its result as applied on this replica.
+
+        Writes that arrive while another log entry of ours is in flight are coalesced into one
+        ``batch`` entry: the per-entry Raft cost (encryption, pickling, journal, round trip) is
+        then shared. An idle replica sends a write at once, so a lone client waits no longer."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Result] = loop.create_future()
-
-        def done(result: Result, error: int) -> None:
-            loop.call_soon_threadsafe(_settle, future, result, error)
-
-        self.cluster.apply(command, callback=done)
+        pending = _Pending(command, loop.create_future())
+        self._writes.append(pending)
+        if self._writes_inflight is None:
+            self._flush_writes()
         try:
-            return await asyncio.wait_for(future, timeout)
+            return await asyncio.wait_for(asyncio.shield(pending.future), timeout)
         except TimeoutError:
+            if pending in self._writes:  # never sent: nobody is waiting for it any more
+                self._writes.remove(pending)
             raise NotReadyError(
                 f"no answer from the Raft log within {timeout:g} s (no quorum or leader change); "
                 "the outcome is unknown"
             ) from None
+
+    def _flush_writes(self) -> None:
+        loop = self._loop or asyncio.get_running_loop()
+        batch = self._writes[: allocator.MAX_BATCH]
+        del self._writes[: len(batch)]
+        marker = object()  # identifies this entry: its callback and its timeout race
+        self._writes_inflight = marker
+        single = len(batch) == 1
+        command = batch[0].command if single else allocator.batch(p.command for p in batch)
+
+        def done(result: Result, error: int) -> None:
+            loop.call_soon_threadsafe(self._writes_done, marker, batch, result, error)
+
+        self.cluster.apply(command, callback=done)
+        loop.call_later(WRITE_TIMEOUT, self._writes_done, marker, batch, None, -1)
+
+    def _writes_done(
+        self, marker: object, batch: list[_Pending], result: Result | None, error: int
+    ) -> None:
+        if self._writes_inflight is not marker:
+            return  # already settled (by its timeout or its callback)
+        self._writes_inflight = None
+        if result is None or error != FAIL_REASON.SUCCESS:
+            results: list[Result | None] = [None] * len(batch)
+        elif len(batch) == 1:
+            results = [result]
+        elif isinstance(result, allocator.Batched) and len(result.results) == len(batch):
+            results = list(result.results)
+        else:
+            results = [None] * len(batch)
+        for pending, one in zip(batch, results, strict=True):
+            if pending.future.done():
+                continue
+            if one is None:
+                pending.future.set_exception(NotReadyError(_fail_text(error)))
+                pending.future.exception()  # retrieved: its waiter may have given up already
+            else:
+                pending.future.set_result(one)
+        if self._writes:
+            self._flush_writes()
 
     async def sync(self, timeout: float) -> int:
         """A linearizable point: returns once every write acknowledged before the call is applied
@@ -290,9 +354,19 @@ class Node:
         return self.cluster.state.revision
 
     def snapshot(self) -> Snapshot:
+        """The state as of now; built once per revision (records are immutable values)."""
         with self.cluster.lock:
             state = self.cluster.state
-            return Snapshot(state.network, state.revision, list(state.agents.values()))
+            cached = self._snapshot
+            if cached is not None and cached[0] is state and cached[1].revision == state.revision:
+                return cached[1]
+            snap = Snapshot(state.network, state.revision, list(state.agents.values()))
+            self._snapshot = (state, snap)
+            return snap
+
+    @property
+    def network(self) -> NetworkConfig | None:
+        return self.cluster.state.network
 
     def record(self, ip: str) -> tuple[NetworkConfig | None, AgentRecord | None]:
         with self.cluster.lock:
@@ -334,6 +408,9 @@ class Node:
     def watch_bytes(self, snap: Snapshot, since: int) -> bytes:
         """A watch answer: the changes after ``since``, or the full state when we cannot tell."""
         assert snap.network is not None
+        cached = self._answer_cache.get(("watch", since, snap.revision))
+        if cached is not None:
+            return cached
         if since == snap.revision:
             touched: list[str] | None = []
         elif since <= 0:
@@ -343,6 +420,7 @@ class Node:
         key = ("watch", since if touched is not None else 0, snap.revision)
         cached = self._answer_cache.get(key)
         if cached is not None:
+            self._remember(("watch", since, snap.revision), cached)
             return cached
         if touched is None:
             records, deleted = snap.agents, []
@@ -366,6 +444,7 @@ class Node:
             + b"}"
         )
         self._remember(key, body)
+        self._remember(("watch", since, snap.revision), body)
         return body
 
     def _remember(self, key: tuple[str, int, int], body: bytes) -> None:
@@ -407,15 +486,6 @@ class Node:
         if self.cluster.state.network is None:
             return False, "no network config committed yet"
         return True, "ready"
-
-
-def _settle(future: asyncio.Future[Result], result: Result, error: int) -> None:
-    if future.done():
-        return
-    if error == FAIL_REASON.SUCCESS:
-        future.set_result(result)
-    else:
-        future.set_exception(NotReadyError(_fail_text(error)))
 
 
 def _fail_text(error: int) -> str:
