@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from bench.stats import median
 from overlay_agent.cluster import ClusterState
-from overlay_agent.desired import AgentOptions, desired
+from overlay_agent.desired import AgentOptions, desired, forget_parsed
 from overlay_agent.nat import Nat, render
 from overlay_agent.netlink import Kernel
 from overlay_agent.plan import plan
@@ -90,6 +90,7 @@ def agent_run(bed: Bed, peers: int, run: int) -> AgentRun:
     back = ClusterState.from_document(document(peers), 3)  # ... and back
     try:
         reconciler = Reconciler(settings, kernel, Nat(ns))
+        forget_parsed()  # as in a fresh agent process
         seconds, cold = timed(lambda: reconciler.reconcile(full))
         assert cold.converged, cold
         check_objects(ns, peers)
