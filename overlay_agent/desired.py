@@ -236,6 +236,7 @@ def _peers(
         return frozenset(), frozenset(), frozenset()
     shared = {lo.name: _info_net(lo) for lo in local if lo.subnet is not None}
     claims = _Claims(n for lo in local for n in _own_nets(lo))
+    own_ip = vtep.address.ip  # a property that builds a new address on every call
     neighbours: dict[IPv4Address, Neighbour] = {}
     fdb: dict[str, FdbEntry] = {}
     routes: list[Route] = []
@@ -246,7 +247,7 @@ def _peers(
         if peer is None:
             continue
         vtep_ip, mac, nets = peer
-        if vtep_ip in neighbours or mac in fdb or vtep_ip == vtep.address.ip or mac == vtep.mac:
+        if vtep_ip in neighbours or mac in fdb or vtep_ip == own_ip or mac == vtep.mac:
             continue
         fresh = [n for n in nets if not claims.overlaps(n)]
         if not fresh:
@@ -331,9 +332,10 @@ def _peer(
         mac = _mac(str(backend["vtep_mac"]))
     except (KeyError, ValueError):
         return None
-    if address.ip not in vtep.address.network:
+    ip = address.ip
+    if ip not in vtep.address.network:
         return None
-    return address.ip, mac, nets
+    return ip, mac, nets
 
 
 def _info_net(overlay: LocalOverlay) -> IPv4Network | None:

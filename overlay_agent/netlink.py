@@ -1,8 +1,14 @@
-"""The only module that talks netlink (pyroute2): ``Kernel.observe()`` and ``Kernel.apply(op)``.
+"""The agent's kernel edge: ``Kernel.observe()`` and ``Kernel.apply_all(ops)`` (the only module
+importing pyroute2, and the only user of ``netlink_bulk``).
 
 A ``Kernel`` programs one network namespace (``--netns``) or, without one, the namespace the
 agent runs in. It is not thread-safe: the reconciler drives it from a single worker thread (which
 also lets the sysctl helpers switch that thread into the namespace and back).
+Two channels: links, addresses and the sysctl (a handful of objects) through pyroute2, one
+operation at a time; neighbours, FDB entries and routes (three per peer, thousands at scale)
+through ``netlink_bulk``: kernel-filtered dumps, and each run of consecutive peer operations sent
+in chunks, still in plan order, with one result per operation. Every message sent counts as one
+write, so a pass with an empty plan writes nothing.
 Only named errno values are tolerated, each where a repeated operation is harmless (deleting what
 is already gone, adding an address that is already there).
 """
@@ -342,18 +348,18 @@ _TOLERATED: dict[type, tuple[int, ...]] = {
 
 def _request(op: PeerOperation, vtep: int) -> bulk.Request:
     match op:
-        case DeleteRoute(r):
-            return bulk.delete_route(r.dst, MAIN_TABLE, ROUTE_PROTO)
-        case DeleteNeighbour(ip):
-            return bulk.delete_neighbour(vtep, ip)
-        case DeleteFdb(mac, dst):
-            return bulk.delete_fdb(vtep, mac, dst)
         case ReplaceFdb(e):
             return bulk.replace_fdb(vtep, e.mac, e.dst)
         case ReplaceNeighbour(n):
             return bulk.replace_neighbour(vtep, n.ip, n.mac)
         case ReplaceRoute(r):
             return bulk.replace_route(r.dst, r.via, vtep, MAIN_TABLE, ROUTE_PROTO)
+        case DeleteRoute(r):
+            return bulk.delete_route(r.dst, MAIN_TABLE, ROUTE_PROTO)
+        case DeleteNeighbour(ip):
+            return bulk.delete_neighbour(vtep, ip)
+        case DeleteFdb(mac, dst):
+            return bulk.delete_fdb(vtep, mac, dst)
         case _:
             assert_never(op)
 
