@@ -485,7 +485,12 @@ def test_same_commands_same_state_bytes_under_any_hash_seed() -> None:
 
 def test_batch_applies_each_command_in_order_with_its_own_answer() -> None:
     one, two = state_for(network()), state_for(network())
-    commands = [A.register("10.0.0.1"), A.register("bad"), A.register("10.0.0.2"), A.delete(["10.0.0.1"])]
+    commands = [
+        A.register("10.0.0.1"),
+        A.register("bad"),
+        A.register("10.0.0.2"),
+        A.delete(["10.0.0.1"]),
+    ]
     result = one.apply(A.batch(commands))
     assert isinstance(result, A.Batched)
     expected = [two.apply(c) for c in commands]
