@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import atexit
 import datetime
-import importlib
 import json
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -51,6 +51,27 @@ def agent_benchmarks() -> list[str]:
     return sorted(p.stem for p in HERE.glob("agent_*.py"))
 
 
+AGENT_CALL = (
+    "import json, sys; from importlib import import_module; "
+    "rows = import_module('bench.' + sys.argv[1]).run(sys.argv[2] == 'quick'); "
+    "print(json.dumps([r if isinstance(r, dict) else r.plain() for r in rows]))"
+)
+
+
+def run_agent(stem: str, quick: bool) -> list[Row]:
+    """An agent benchmark in a fresh interpreter: ``import pysyncobj`` (done by the master's
+    benchmarks) patches pickle's loader, which breaks pyroute2's namespace-helper replies."""
+    argv = [sys.executable, "-c", AGENT_CALL, stem, "quick" if quick else "full"]
+    proc = processes.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = proc.communicate(timeout=900)
+    finally:
+        processes.stop(proc)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{stem} exited {proc.returncode}: {err.decode()[-1500:]}")
+    return [Row.from_any(r) for r in json.loads(out.decode().strip().splitlines()[-1])]
+
+
 def run_one(name: str, call: Callable[[], list[Row]]) -> list[Row]:
     started = time.monotonic()
     print(f"bench: {name} ...", file=sys.stderr, flush=True)
@@ -71,8 +92,9 @@ def methodology() -> str:
     parts += [
         "### Agent benchmarks",
         "",
-        "The runner imports every `bench/agent_*.py` (written with the agent) and appends the "
-        "rows its `run(quick)` returns. Present in this run: "
+        "The runner runs every `bench/agent_*.py` (written with the agent) in a fresh "
+        "interpreter (importing pysyncobj patches pickle's loader, which breaks pyroute2's "
+        "namespace helper) and appends the rows its `run(quick)` returns. Present in this run: "
         + (", ".join(f"`{n}`" for n in agent_benchmarks()) or "none")
         + ".",
     ]
@@ -106,8 +128,7 @@ def main(argv: list[str]) -> int:
                     rows += run_one(name, lambda module=module: module.run(ctx))
             if only is None or "agent" in only:
                 for stem in agent_benchmarks():
-                    module = importlib.import_module(f"bench.{stem}")
-                    rows += run_one(stem, lambda module=module: module.run(args.quick))
+                    rows += run_one(stem, lambda stem=stem: run_agent(stem, args.quick))
         finally:
             if ctx.main is not None:
                 ctx.main.stop_all()
