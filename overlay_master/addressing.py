@@ -7,6 +7,7 @@ the addresses DC/OS would hand out, so the allocator never walks address ranges.
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 VNI = 1024
@@ -27,15 +28,31 @@ def vtep_address(vtep_subnet: Net, slot: int) -> IPv4Address | IPv6Address:
 
 def vtep_interface(vtep_subnet: Net, slot: int) -> str:
     """The VTEP address written the DC/OS way: ``44.128.0.1/20``."""
-    return f"{vtep_address(vtep_subnet, slot)}/{vtep_subnet.prefixlen}"
+    return (
+        f"{_text(vtep_subnet, int(vtep_subnet.network_address) + 1 + slot)}/{vtep_subnet.prefixlen}"
+    )
 
 
 def vtep_mac(oui: str, vtep_ip: IPv4Address) -> str:
     """OUI's first three bytes + the low 24 bits of the VTEP IPv4, lower case (DC/OS formula)."""
-    head = [int(part, 16) for part in oui.split(":")[:3]]
     low = int(vtep_ip) & 0xFFFFFF
-    octets = [*head, (low >> 16) & 0xFF, (low >> 8) & 0xFF, low & 0xFF]
-    return ":".join(f"{o:02x}" for o in octets)
+    return f"{_oui_head(oui)}:{low >> 16:02x}:{(low >> 8) & 0xFF:02x}:{low & 0xFF:02x}"
+
+
+def vtep_mac_of_slot(oui: str, vtep_subnet: IPv4Network, slot: int) -> str:
+    return vtep_mac(oui, IPv4Address(int(vtep_subnet.network_address) + 1 + slot))
+
+
+@lru_cache(maxsize=16)
+def _oui_head(oui: str) -> str:
+    return ":".join(f"{int(part, 16):02x}" for part in oui.split(":")[:3])
+
+
+def _text(space: Net, value: int) -> str:
+    """Address text; IPv4 without ``ipaddress`` objects (hot path), IPv6 compressed as glibc."""
+    if space.version == 4:
+        return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
+    return str(IPv6Address(value))
 
 
 def block_pool_size(subnet: Net, prefix: int) -> int:
@@ -47,6 +64,12 @@ def block(subnet: Net, prefix: int, slot: int) -> Net:
     """The ``slot``-th ``/prefix`` block of ``subnet``."""
     size = 1 << (subnet.max_prefixlen - prefix)
     return ipaddress.ip_network((int(subnet.network_address) + slot * size, prefix))
+
+
+def block_text(subnet: Net, prefix: int, slot: int) -> str:
+    """``str(block(...))`` without building a network object."""
+    size = 1 << (subnet.max_prefixlen - prefix)
+    return f"{_text(subnet, int(subnet.network_address) + slot * size)}/{prefix}"
 
 
 def halves(net: Net) -> tuple[Net, Net]:

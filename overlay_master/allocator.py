@@ -316,51 +316,48 @@ class ClusterState:
         if existing is None:
             vtep = self.vteps.take(want_vtep)
             assert vtep is not None
-            record = self._new_record(ip, vtep)
+            vtep_ip = addressing.vtep_interface(self.network.vtep_subnet, vtep)
+            vtep_mac = addressing.vtep_mac_of_slot(
+                self.network.vtep_mac_oui, self.network.vtep_subnet, vtep
+            )
+            vtep6, vtep_ip6 = None, None
+            current: tuple[AgentOverlay, ...] = ()
         else:
-            record = existing
+            vtep, vtep_ip, vtep_mac = existing.vtep, existing.vtep_ip, existing.vtep_mac
+            vtep6, vtep_ip6, current = existing.vtep6, existing.vtep_ip6, existing.overlays
         if needs_vtep6 and self.vteps6 is not None and self.network.vtep_subnet6 is not None:
             vtep6 = self.vteps6.take(want_vtep6)
             assert vtep6 is not None
-            record = replace(
-                record,
-                vtep6=vtep6,
-                vtep_ip6=addressing.vtep_interface(self.network.vtep_subnet6, vtep6),
-            )
-        record = self._add_missing_overlays(record, departed, mesos, docker)
-        if record == existing:
+            vtep_ip6 = addressing.vtep_interface(self.network.vtep_subnet6, vtep6)
+        overlays, skipped = self._add_missing_overlays(current, departed, mesos, docker)
+        if existing is not None and (vtep6, overlays, skipped) == (
+            existing.vtep6,
+            existing.overlays,
+            existing.skipped,
+        ):
             return Registered(existing, self.revision, changed=False)
         self.revision += 1
-        record = replace(record, revision=self.revision)
+        record = AgentRecord(
+            ip, vtep, vtep6, vtep_ip, vtep_ip6, vtep_mac, overlays, skipped, self.revision
+        )
         self.agents[ip] = record
         self.departed.pop(ip, None)
         return Registered(record, self.revision, changed=True)
 
-    def _new_record(self, ip: str, vtep: int) -> AgentRecord:
-        assert self.network is not None
-        address = addressing.vtep_address(self.network.vtep_subnet, vtep)
-        assert isinstance(address, ipaddress.IPv4Address)
-        return AgentRecord(
-            ip=ip,
-            vtep=vtep,
-            vtep6=None,
-            vtep_ip=addressing.vtep_interface(self.network.vtep_subnet, vtep),
-            vtep_ip6=None,
-            vtep_mac=addressing.vtep_mac(self.network.vtep_mac_oui, address),
-            overlays=(),
-            skipped=(),
-            revision=0,
-        )
-
     def _add_missing_overlays(
-        self, record: AgentRecord, departed: Departed | None, mesos: bool, docker: bool
-    ) -> AgentRecord:
+        self,
+        current: tuple[AgentOverlay, ...],
+        departed: Departed | None,
+        mesos: bool,
+        docker: bool,
+    ) -> tuple[tuple[AgentOverlay, ...], tuple[tuple[str, str], ...]]:
         assert self.network is not None
         previous = {name: (b, b6) for name, b, b6 in departed.blocks} if departed else {}
-        overlays = list(record.overlays)
+        have = {o.name for o in current}
+        overlays = list(current)
         skipped: list[tuple[str, str]] = []
         for config in self.network.overlays:
-            if not config.enabled or record.overlay(config.name) is not None:
+            if not config.enabled or config.name in have:
                 continue
             want, want6 = previous.get(config.name, (None, None))
             allocated = self._allocate_blocks(config, want, want6)
@@ -369,7 +366,7 @@ class ClusterState:
                 continue
             block, block6 = allocated
             overlays.append(self._agent_overlay(config, block, block6, mesos, docker))
-        return replace(record, overlays=tuple(overlays), skipped=tuple(skipped))
+        return tuple(overlays), tuple(skipped)
 
     def _allocate_blocks(
         self, config: OverlayConfig, want: int | None, want6: int | None
@@ -394,9 +391,9 @@ class ClusterState:
     ) -> AgentOverlay:
         subnet = subnet6 = None
         if block is not None and config.subnet is not None and config.prefix is not None:
-            subnet = str(addressing.block(config.subnet, config.prefix, block))
+            subnet = addressing.block_text(config.subnet, config.prefix, block)
         if block6 is not None and config.subnet6 is not None and config.prefix6 is not None:
-            subnet6 = str(addressing.block(config.subnet6, config.prefix6, block6))
+            subnet6 = addressing.block_text(config.subnet6, config.prefix6, block6)
         return AgentOverlay(config.name, block, block6, subnet, subnet6, mesos, docker)
 
     # -- delete -----------------------------------------------------------------------------------
