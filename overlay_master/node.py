@@ -184,12 +184,13 @@ class Node:
                 f"cannot bind the Raft port {self.raft.self_address}: is another process using it?"
             ) from e
 
-    def wait_replayed(self, timeout: float) -> bool:
-        """Wait until the local journal is applied up to the commit index it recorded."""
+    def wait_caught_up(self, timeout: float) -> bool:
+        """Wait until this replica applied everything the leader had committed when it first
+        heard from it (PySyncObj's ``isReady``). Without a quorum, settle for the local journal
+        replayed up to the commit index it recorded, and say so by returning False."""
         deadline = time.monotonic() + timeout
-        target = self.syncobj.raftCommitIndex
         while time.monotonic() < deadline:
-            if self.syncobj.raftLastApplied >= target:
+            if self.syncobj.isReady():
                 return True
             time.sleep(0.02)
         return False

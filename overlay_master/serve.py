@@ -3,7 +3,8 @@
 Start-up order, and why:
 1. The config is validated first (exit 2 with every problem listed): nothing starts on bad input.
 2. The HTTP socket is bound before Raft starts, so a taken port fails fast with a clear message.
-3. The Raft node binds (a few retries, then a clear error) and replays its local journal.
+3. The Raft node binds (a few retries, then a clear error) and catches up with the leader (or,
+   without a quorum within 15 s, with what its local journal holds).
 4. Recovery guard: if the log already holds a network that this config drops or changes, refuse
    to start (exit 2) saying which network differs and what to do. Nothing is written to the log.
 5. The API starts; in the background the config is proposed through the log (a no-op when it is
@@ -41,6 +42,7 @@ from overlay_master.node import Node, RaftSettings
 
 log = logging.getLogger("overlay_master")
 EXIT_REFUSED = 2
+CATCH_UP_TIMEOUT = 15.0
 ENV_PREFIX = "OVERLAY_MASTER_"
 
 
@@ -127,8 +129,15 @@ def main(argv: Sequence[str]) -> int:
     node = Node(raft)
     try:
         node.wait_bound()
-        if not node.wait_replayed(timeout=30):
-            log.warning("local journal replay is slow; continuing (the log will catch up)")
+        # The guard must see every committed network, and the local journal alone may not have
+        # them all applied (its commit index is saved at most once a second): catch up with the
+        # leader first. Nothing of ours is proposed before the guard has passed.
+        if not node.wait_caught_up(timeout=CATCH_UP_TIMEOUT):
+            log.warning(
+                "no leader within %.0f s: checking the config against the local journal only; "
+                "it is checked again by the log once a quorum is back",
+                CATCH_UP_TIMEOUT,
+            )
         _guard(node, network)
         return _serve(
             node, network, ApiSettings(token=token, protect_reads=args.protect_reads), http_socket

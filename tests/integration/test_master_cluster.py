@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import json
 import signal
@@ -17,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.harness.cluster import ROOT, Cluster, running_cluster, wait_until
+from tests.harness.cluster import ROOT, Cluster, Replica, running_cluster, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -48,6 +47,14 @@ def register_with_retry(
         assert response.status_code == 503, response.text
         time.sleep(0.1)
     raise AssertionError(f"{ip} could not register before the deadline")
+
+
+def commit_index(replica: Replica) -> int:
+    metrics = httpx.get(f"{replica.url}/metrics", timeout=10).text
+    line = next(
+        row for row in metrics.splitlines() if row.startswith("overlay_master_raft_commit_index ")
+    )
+    return int(float(line.split()[1]))
 
 
 def check_unique(state: dict[str, Any]) -> None:
@@ -163,8 +170,11 @@ def test_recovery_guard_refuses_a_config_that_drops_a_network(tmp_path: Path) ->
             lambda: cluster.state(victim, consistent=False).json()["agents"], 10, "replicated"
         )
         cluster.kill(victim, signal.SIGTERM)
-        files = sorted(p for p in victim.data_dir.iterdir() if p.is_file())
-        digest = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+        healthy = cluster.replicas[0]
+        # a write settles any election the kill caused (a new leader appends a no-op entry)
+        register_with_retry(cluster, "10.4.0.9", time.monotonic() + 30)
+        log_length = commit_index(healthy)
+        before = cluster.state(healthy, consistent=False).content
         dropped = tmp_path / "dropped.yaml"
         dropped.write_text(two.split("  - {name: extra", maxsplit=1)[0])
         out = subprocess.run(
@@ -177,12 +187,14 @@ def test_recovery_guard_refuses_a_config_that_drops_a_network(tmp_path: Path) ->
         )
         assert out.returncode == 2, out.stderr
         assert "refusing to start" in out.stderr and "overlay 'extra'" in out.stderr
-        assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files} == digest
+        # the refused replica proposed nothing: the cluster's log and state are as they were
+        assert commit_index(healthy) == log_length
+        assert cluster.state(healthy, consistent=False).content == before
         # the other two still serve, and the replica starts fine with the right config
         assert cluster.register(cluster.replicas[0], "10.4.0.2").status_code == 200
         cluster.start(victim)
         cluster.wait_ready([victim])
-        assert len(cluster.state(victim).json()["agents"]) == 2
+        assert len(cluster.state(victim).json()["agents"]) == 3
 
 
 def test_sigstopped_old_leader_never_serves_stale_state(cluster: Cluster) -> None:
