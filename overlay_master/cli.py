@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from overlay_master import allocator, dcos_json
 from overlay_master.config import default_network, load_network
-from overlay_master.errors import ConfigError, OverlayError, RecoveryGuardError
+from overlay_master.errors import ConfigError, OverlayError
 from overlay_master.network import NetworkConfig, capacity_summary, to_plain
 
 EXIT_INVALID = 2
@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from overlay_master import serve
 
         return serve.main(args)
-    except (ConfigError, RecoveryGuardError) as e:
+    except ConfigError as e:
         print(f"overlay-master: {e}", file=sys.stderr)
         return EXIT_INVALID
     except OverlayError as e:

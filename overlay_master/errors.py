@@ -2,7 +2,6 @@
 
     OverlayError                 base of everything this package raises on purpose
     +-- ConfigError              the network config is invalid (carries every problem found)
-    +-- RecoveryGuardError       the replicated log disagrees with the config; refuse to start
     +-- NodeError                the replicated node could not do what was asked
         +-- NotReadyError        no quorum / no leader yet / outcome unknown: retry the same request
         +-- BindError            the Raft or HTTP port cannot be bound
@@ -40,10 +39,6 @@ class ConfigError(OverlayError):
         self.source = source
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{source} is invalid ({len(self.problems)} problem(s)):\n{lines}")
-
-
-class RecoveryGuardError(OverlayError):
-    """The replicated log holds networks that the config no longer has (or has changed)."""
 
 
 class NodeError(OverlayError):

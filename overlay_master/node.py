@@ -34,12 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjException
-
 from overlay_master import allocator, dcos_json
 from overlay_master.allocator import AgentRecord, ClusterState, Result
 from overlay_master.errors import BindError, NotReadyError
 from overlay_master.network import NetworkConfig
+from overlay_master.pysyncobj_compat import FAIL_REASON, SyncObj, SyncObjConf, SyncObjException
 from overlay_master.raft_transport import ConflictOnlyTransport
 from overlay_master.replicated import ReplicatedCluster
 
@@ -130,6 +129,7 @@ class Node:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed: asyncio.Event | None = None
         self._seen_revision = -1
+        self.admitted = False  # set by serve once the recovery guard passed and config committed
         self._writes: list[_Pending] = []
         self._writes_inflight: object | None = None
         self._snapshot: tuple[ClusterState, Snapshot] | None = None
@@ -486,6 +486,8 @@ class Node:
             return False, f"{lag} committed log entries behind the leader"
         if self.cluster.state.network is None:
             return False, "no network config committed yet"
+        if not self.admitted:
+            return False, "start-up check of the config against the log not finished"
         return True, "ready"
 
 

@@ -45,7 +45,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pysyncobj.transport import TCPTransport
+from overlay_master.pysyncobj_compat import TCPTransport
 
 Entry = tuple[bytes, int, int]  # (command, index, term), as PySyncObj stores them
 MessageCallback = Callable[[Any, dict[str, Any]], None]

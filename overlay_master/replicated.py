@@ -22,9 +22,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from pysyncobj import SyncObjConsumer, replicated
-
 from overlay_master.allocator import ClusterState, Result
+from overlay_master.pysyncobj_compat import SyncObjConsumer, replicated
 
 log = logging.getLogger(__name__)
 

@@ -3,14 +3,15 @@
 Start-up order, and why:
 1. The config is validated first (exit 2 with every problem listed): nothing starts on bad input.
 2. The HTTP socket is bound before Raft starts, so a taken port fails fast with a clear message.
-3. The Raft node binds (a few retries, then a clear error) and catches up with the leader (or,
-   without a quorum within 15 s, with what its local journal holds).
-4. Recovery guard: if the log already holds a network that this config drops or changes, refuse
-   to start (exit 2) saying which network differs and what to do. Nothing is written to the log.
-5. The API starts; in the background the config is proposed through the log (a no-op when it is
-   already there; new overlays are added). If the cluster's log turns out to disagree with this
-   config (this replica was behind), the replica stops with the same message: it never rewrites
-   the log and never crash-loops on its own.
+3. The Raft node binds (a few retries, then a clear error) and the API starts (``/healthz``
+   answers at once; ``/readyz`` says not ready until step 5 is done).
+4. Recovery guard: once caught up with the leader (or, without a quorum within 15 s, with what
+   its local journal holds), if the log holds a network that this config drops or changes, the
+   replica stops (exit 2) saying which network differs and what to do. Nothing of its own is
+   written to the log.
+5. The config is proposed through the log (a no-op when it is already there; new overlays are
+   added). If the log rejects it (this replica was behind the check), the replica stops with the
+   same message: it never rewrites the log and never crash-loops on its own.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from overlay_master.errors import (
     ConfigError,
     ConfigProblem,
     NotReadyError,
-    RecoveryGuardError,
 )
 from overlay_master.network import NetworkConfig, to_plain
 from overlay_master.node import Node, RaftSettings
@@ -129,16 +129,6 @@ def main(argv: Sequence[str]) -> int:
     node = Node(raft)
     try:
         node.wait_bound()
-        # The guard must see every committed network, and the local journal alone may not have
-        # them all applied (its commit index is saved at most once a second): catch up with the
-        # leader first. Nothing of ours is proposed before the guard has passed.
-        if not node.wait_caught_up(timeout=CATCH_UP_TIMEOUT):
-            log.warning(
-                "no leader within %.0f s: checking the config against the local journal only; "
-                "it is checked again by the log once a quorum is back",
-                CATCH_UP_TIMEOUT,
-            )
-        _guard(node, network)
         return _serve(
             node, network, ApiSettings(token=token, protect_reads=args.protect_reads), http_socket
         )
@@ -146,13 +136,9 @@ def main(argv: Sequence[str]) -> int:
         node.close()
 
 
-def _guard(node: Node, config: NetworkConfig) -> None:
-    logged = node.snapshot().network
-    if logged is None:
-        return
-    problems = allocator.compatibility_problems(logged, config)
-    if problems:
-        raise RecoveryGuardError(_guard_message(problems))
+def _guard_problems(node: Node, config: NetworkConfig) -> list[str]:
+    logged = node.network
+    return [] if logged is None else allocator.compatibility_problems(logged, config)
 
 
 def _guard_message(problems: list[str]) -> str:
@@ -168,8 +154,34 @@ def _guard_message(problems: list[str]) -> str:
 def _serve(node: Node, network: NetworkConfig, settings: ApiSettings, sock: socket.socket) -> int:
     outcome = Outcome()
     server: uvicorn.Server | None = None
+    tasks: list[asyncio.Task[None]] = []
 
-    async def propose_config() -> None:
+    def refuse(problems: list[str]) -> None:
+        log.critical(_guard_message(problems))
+        outcome.code = EXIT_REFUSED
+        if server is not None:
+            server.should_exit = True
+
+    async def admit() -> None:
+        """Recovery guard, then the config through the log; only then is the replica ready.
+
+        The guard must see every committed network, and the local journal alone may not have
+        them all applied (its commit index is saved at most once a second): catch up with the
+        leader first. Nothing of ours is proposed before the guard has passed."""
+        if not await asyncio.to_thread(node.wait_caught_up, CATCH_UP_TIMEOUT):
+            log.warning(
+                "no leader within %.0f s: checking the config against the local journal only; "
+                "the log checks it again once a quorum is back",
+                CATCH_UP_TIMEOUT,
+            )
+        problems = _guard_problems(node, network)
+        if problems:
+            refuse(problems)
+            return
+        if await propose_config():
+            node.admitted = True
+
+    async def propose_config() -> bool:
         while True:
             try:
                 result = await node.submit(allocator.configure(to_plain(network)), timeout=5.0)
@@ -178,20 +190,19 @@ def _serve(node: Node, network: NetworkConfig, settings: ApiSettings, sock: sock
                 await asyncio.sleep(0.5)
                 continue
             if isinstance(result, allocator.Rejected):
-                log.critical(_guard_message([result.message]))
-                outcome.code = EXIT_REFUSED
-                if server is not None:
-                    server.should_exit = True
-            elif isinstance(result, allocator.Configured) and result.changed:
+                refuse([result.message])
+                return False
+            if isinstance(result, allocator.Configured) and result.changed:
                 log.info(
                     "network config committed at revision %d (new overlays: %s)",
                     result.revision,
                     ", ".join(result.added) or "none",
                 )
-            return
+            return True
 
     async def on_startup() -> None:
-        asyncio.get_running_loop().create_task(propose_config())
+        admission = asyncio.get_running_loop().create_task(admit())
+        tasks.append(admission)  # keep a reference until it is done
 
     app = create_app(node, settings, on_startup=on_startup)
     config = uvicorn.Config(
