@@ -283,8 +283,9 @@ class _Metrics(Collector):
         role = GaugeMetricFamily(
             "overlay_master_raft_role", "1 for this replica's role", labels=["role"]
         )
+        current = self.node.role(status)
         for name in ("follower", "candidate", "leader"):
-            role.add_metric([name], 1.0 if self.node.role() == name else 0.0)
+            role.add_metric([name], 1.0 if current == name else 0.0)
         yield role
         for key, name in (
             ("raft_term", "term"),

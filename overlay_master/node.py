@@ -468,10 +468,9 @@ class Node:
         leader = self.syncobj._getLeader()
         return None if leader is None else str(leader.id)
 
-    def role(self) -> str:
-        return {0: "follower", 1: "candidate", 2: "leader"}.get(
-            self.status().get("state", -1), "unknown"
-        )
+    def role(self, status: dict[str, Any] | None = None) -> str:
+        state = (status if status is not None else self.status()).get("state", -1)
+        return {0: "follower", 1: "candidate", 2: "leader"}.get(state, "unknown")
 
     def ready(self) -> tuple[bool, str]:
         if not self.syncobj.tick_thread_alive():
