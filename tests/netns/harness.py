@@ -3,7 +3,9 @@ fed cluster-state documents directly (no masters involved)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -50,6 +52,23 @@ def local_agent(bed: Bed, k: int, docker_host: str | None = None, **options: Any
     engine = Docker(docker_host) if docker_host else None
     reconciler = Reconciler(settings, Kernel(ns, IPv4Address(ip)), Nat(ns), engine)
     return LocalAgent(k, ns, ip, cni_dir, data_dir, reconciler)
+
+
+@contextlib.contextmanager
+def local_agents(bed: Bed, count: int = 3) -> Iterator[list[LocalAgent]]:
+    """Build ``count`` agent namespaces and an in-process agent for each; closed on exit."""
+    bed.build(agents=count)
+    agents = [local_agent(bed, k) for k in range(1, count + 1)]
+    try:
+        yield agents
+    finally:
+        for a in agents:
+            a.close()
+
+
+def delete_fdb_by_hand(ns: str, mac: str, dst: str) -> None:
+    """Drift: remove one of the agent's FDB entries behind its back."""
+    sh("bridge", "-n", ns, "fdb", "del", mac, "dev", "vtep1024", "dst", dst, "self")
 
 
 def cluster(bed: Bed, ks: tuple[int, ...] = (1, 2, 3), **kw: object) -> dict[str, object]:

@@ -14,7 +14,7 @@ from tests.netns.harness import (
     cluster,
     expected_peer_objects,
     fdb,
-    local_agent,
+    local_agents,
     neighbours,
     routes,
 )
@@ -25,13 +25,8 @@ pytestmark = pytest.mark.netns
 
 @pytest.fixture
 def trio(bed: Bed) -> Iterator[list[LocalAgent]]:
-    bed.build(agents=3)
-    agents = [local_agent(bed, k) for k in (1, 2, 3)]
-    try:
+    with local_agents(bed) as agents:
         yield agents
-    finally:
-        for a in agents:
-            a.close()
 
 
 def test_three_agents_program_kernel_and_containers_ping_over_vxlan(

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.harness.cluster import ROOT, Cluster, free_ports, running_cluster
-from tests.netns.harness import expected_peer_objects, fdb, neighbours, routes
+from tests.netns.harness import delete_fdb_by_hand, expected_peer_objects, fdb, neighbours, routes
 from tests.netns.topology import Bed, Container, add_container, ping_check, sh, wait_for
 
 pytestmark = pytest.mark.netns
@@ -182,19 +182,7 @@ def test_cluster_with_real_masters_pings_reports_status_and_forgets_deleted_agen
 def test_route_deleted_by_hand_comes_back_on_the_periodic_pass(world: World) -> None:
     a1 = world.agents[0]
     sh("ip", "-n", a1.ns, "route", "del", "9.0.0.128/26")
-    sh(
-        "bridge",
-        "-n",
-        a1.ns,
-        "fdb",
-        "del",
-        "70:b3:d5:80:00:03",
-        "dev",
-        "vtep1024",
-        "dst",
-        world.bed.agent_ip(3),
-        "self",
-    )
+    delete_fdb_by_hand(a1.ns, "70:b3:d5:80:00:03", world.bed.agent_ip(3))
     wait_for(
         "the periodic pass to repair agent 1",
         lambda: (routes(a1.ns), fdb(a1.ns)) == expected_peer_objects(world.bed, 1, (1, 2, 3))[::2],

@@ -11,9 +11,11 @@ from tests.netns import statedoc
 from tests.netns.harness import (
     LocalAgent,
     cluster,
+    delete_fdb_by_hand,
     expected_peer_objects,
     fdb,
     local_agent,
+    local_agents,
     neighbours,
     routes,
 )
@@ -24,15 +26,10 @@ pytestmark = pytest.mark.netns
 
 @pytest.fixture
 def trio(bed: Bed) -> Iterator[list[LocalAgent]]:
-    bed.build(agents=3)
-    agents = [local_agent(bed, k) for k in (1, 2, 3)]
-    try:
+    with local_agents(bed) as agents:
         for a in agents:
             assert a.reconcile(cluster(bed)).converged
         yield agents
-    finally:
-        for a in agents:
-            a.close()
 
 
 def test_deleted_agent_loses_route_neighbour_and_fdb_everywhere(
@@ -53,19 +50,7 @@ def test_drift_is_repaired_without_recreating_the_vtep(bed: Bed, trio: list[Loca
     (before,) = ipj(a1.ns, "link", "show", "vtep1024")
     sh("ip", "-n", a1.ns, "route", "del", "9.0.0.128/26")
     sh("ip", "-n", a1.ns, "neigh", "del", "44.128.0.3", "dev", "vtep1024")
-    sh(
-        "bridge",
-        "-n",
-        a1.ns,
-        "fdb",
-        "del",
-        "70:b3:d5:80:00:03",
-        "dev",
-        "vtep1024",
-        "dst",
-        bed.agent_ip(3),
-        "self",
-    )
+    delete_fdb_by_hand(a1.ns, "70:b3:d5:80:00:03", bed.agent_ip(3))
     sh("ip", "-n", a1.ns, "link", "set", "vtep1024", "mtu", "1400")
     sh("ip", "-n", a1.ns, "addr", "flush", "dev", "m-dcos")
     sh(
