@@ -18,13 +18,14 @@ import uvicorn
 
 from overlay_agent.api import create_app
 from overlay_agent.client import MasterClient
-from overlay_agent.desired import DEFAULT_VXLAN_PORT, AgentOptions
+from overlay_agent.desired import AgentOptions
 from overlay_agent.docker import DEFAULT_SOCKET, Docker
 from overlay_agent.errors import AgentError, ConfigError
 from overlay_agent.metrics import Metrics
 from overlay_agent.nat import Nat
 from overlay_agent.netlink import Kernel
 from overlay_agent.reconciler import AgentLoop, Reconciler, Settings
+from overlay_wire.contract import DEFAULT_VXLAN_PORT
 
 log = logging.getLogger("overlay_agent")
 

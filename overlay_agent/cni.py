@@ -20,6 +20,7 @@ from typing import Any
 
 from overlay_agent.desired import Bridge, LocalOverlay
 from overlay_agent.errors import CniError
+from overlay_wire.contract import MESOS_BRIDGE_PREFIX
 
 CNI_VERSION = "1.0.0"  # Debian's plugins (1.1.1) refuse anything newer
 
@@ -124,6 +125,6 @@ def _ours(path: Path, data_dir: Path) -> bool:
     return (
         isinstance(ipam, dict)
         and doc.get("type") == "bridge"
-        and str(doc.get("bridge", "")).startswith("m-")
+        and str(doc.get("bridge", "")).startswith(MESOS_BRIDGE_PREFIX)
         and ipam.get("dataDir") == str(data_dir)
     )

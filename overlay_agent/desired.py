@@ -26,10 +26,8 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
 from overlay_agent.errors import StateError
+from overlay_wire.contract import DEFAULT_VXLAN_PORT, VNI, VTEP_NAME
 
-VTEP_NAME = "vtep1024"
-VNI = 1024
-DEFAULT_VXLAN_PORT = 64000
 VXLAN_OVERHEAD = 50  # IPv4 underlay: outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
 DEFAULT_UNDERLAY_MTU = 1500
 

@@ -56,6 +56,7 @@ import httpx
 from overlay_agent.desired import DesiredNet, LocalOverlay
 from overlay_agent.errors import ConfigError, DockerError
 from overlay_agent.observed import ObservedNet
+from overlay_wire.contract import DOCKER_BRIDGE_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +215,7 @@ def hand_over(
     if outcome.bridges is not None:
         held = outcome.bridges
     else:
-        held = frozenset(b.name for b in seen.bridges if b.name.startswith("d-"))
+        held = frozenset(b.name for b in seen.bridges if b.name.startswith(DOCKER_BRIDGE_PREFIX))
     problems = {}
     for overlay in want.overlays:
         bridge = overlay.docker_bridge

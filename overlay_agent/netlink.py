@@ -29,7 +29,6 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from overlay_agent import netlink_bulk as bulk
-from overlay_agent.desired import VTEP_NAME
 from overlay_agent.errors import KernelError
 from overlay_agent.observed import (
     OWNER_ALIAS,
@@ -54,6 +53,7 @@ from overlay_agent.plan import (
     ReplaceRoute,
     SetLink,
 )
+from overlay_wire.contract import VTEP_NAME, is_bridge_name
 
 NETNS_DIR = Path("/run/netns")
 MAIN_TABLE = 254
@@ -99,9 +99,7 @@ class Kernel:
         addresses = self._addresses()
         links = [self._link(raw, addresses) for raw in self._ipr.get_links()]
         vtep = next((li for li in links if li.name == VTEP_NAME), None)
-        bridges = frozenset(
-            li for li in links if li.kind == "bridge" and li.name[:2] in ("m-", "d-")
-        )
+        bridges = frozenset(li for li in links if li.kind == "bridge" and is_bridge_name(li.name))
         underlay = next(
             (li for li in links if any(self.underlay_ip == a.ip for a in li.addresses)), None
         )

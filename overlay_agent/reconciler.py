@@ -53,13 +53,14 @@ from overlay_agent.plan import (
     SetLink,
     plan,
 )
+from overlay_wire.contract import Status
 
 log = logging.getLogger(__name__)
 
 MAX_ROUNDS = 3
-STATUS_CONFIGURING = "STATUS_CONFIGURING"
-STATUS_OK = "STATUS_OK"
-STATUS_FAILED = "STATUS_FAILED"
+STATUS_CONFIGURING = Status.CONFIGURING.value
+STATUS_OK = Status.OK.value
+STATUS_FAILED = Status.FAILED.value
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,6 @@ import ipaddress
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
-VNI = 1024
-VTEP_NAME = "vtep1024"
-
 Net = IPv4Network | IPv6Network
 
 

@@ -38,8 +38,8 @@ from overlay_master import addressing
 from overlay_master.errors import ConfigError
 from overlay_master.network import NetworkConfig, OverlayConfig, parse_network
 from overlay_master.pool import Pool
+from overlay_wire.contract import STATUSES
 
-STATUSES = ("STATUS_OK", "STATUS_FAILED", "STATUS_CONFIGURING")
 MAX_DEPARTED = 65536  # remembered allocations of deleted agents (for "come back, get the same")
 MAX_ERROR_TEXT = 2000
 

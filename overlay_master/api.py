@@ -147,7 +147,7 @@ def create_app(
     @app.put("/overlay-master/agents/{ip}/status", dependencies=[Depends(require_token)])
     async def status(ip: str, body: ReportStatus) -> Response:
         canonical = _check_ip(ip)
-        reports = [o.model_dump(exclude_none=True) for o in body.overlays]
+        reports = [o.model_dump(mode="json", exclude_none=True) for o in body.overlays]
         result = await write(allocator.report_status(canonical, reports))
         assert isinstance(result, allocator.StatusRecorded)
         return record_response(result)

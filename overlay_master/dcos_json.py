@@ -16,6 +16,7 @@ from typing import Any
 from overlay_master import addressing
 from overlay_master.allocator import AgentOverlay, AgentRecord
 from overlay_master.network import NetworkConfig, OverlayConfig, to_plain
+from overlay_wire import contract
 
 
 def network_json(net: NetworkConfig) -> dict[str, Any]:
@@ -49,10 +50,10 @@ def dumps(doc: object) -> bytes:
 
 def _backend(record: AgentRecord, net: NetworkConfig) -> dict[str, Any]:
     vxlan: dict[str, Any] = {
-        "vni": addressing.VNI,
+        "vni": contract.VNI,
         "vtep_ip": record.vtep_ip,
         "vtep_mac": record.vtep_mac,
-        "vtep_name": addressing.VTEP_NAME,
+        "vtep_name": contract.VTEP_NAME,
     }
     if record.vtep_ip6 is not None:
         vxlan["vtep_ip6"] = record.vtep_ip6
@@ -77,9 +78,11 @@ def _overlay(
     if overlay.subnet6 is not None:
         doc["subnet6"] = overlay.subnet6
     if overlay.mesos_bridge:
-        doc["mesos_bridge"] = _bridge(f"m-{config.name}", overlay, lower=True)
+        doc["mesos_bridge"] = _bridge(contract.mesos_bridge_name(config.name), overlay, lower=True)
     if overlay.docker_bridge:
-        doc["docker_bridge"] = _bridge(f"d-{config.name}", overlay, lower=False)
+        doc["docker_bridge"] = _bridge(
+            contract.docker_bridge_name(config.name), overlay, lower=False
+        )
     if overlay.status is not None:
         state = {"status": overlay.status}
         if overlay.error:

@@ -6,9 +6,9 @@ and encoded once per revision in ``node``.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
+
+from overlay_wire.contract import Status
 
 
 class RegisterAgent(BaseModel):
@@ -23,7 +23,7 @@ class OverlayStatus(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    status: Literal["STATUS_OK", "STATUS_FAILED", "STATUS_CONFIGURING"]
+    status: Status
     error: str | None = Field(default=None, max_length=2000)
 
 

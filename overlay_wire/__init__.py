@@ -1,0 +1,1 @@
+"""What the overlay master and its agents agree on over HTTP (see ``contract``)."""

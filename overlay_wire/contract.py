@@ -1,0 +1,163 @@
+"""The master-to-agent wire contract: the names, numbers and document shapes both sides rely on.
+
+Standard library only, so that the master, the agent, the tests and the benchmarks share one
+definition without importing each other. The documents are DC/OS's (docs/dcos-shape.md): keys
+are emitted in alphabetical order and optional keys are left out when unset. The ``TypedDict``
+types describe what the master emits; the agent still reads every document defensively (a peer's
+record is data from the network, not a promise).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import NotRequired, TypedDict
+
+# -- the data plane every agent builds ------------------------------------------------------------
+
+VNI = 1024  # one VXLAN network identifier shared by every overlay (DC/OS hard-codes it)
+VTEP_NAME = "vtep1024"
+DEFAULT_VXLAN_PORT = 64000  # DC/OS's port, not IANA's 4789
+MESOS_BRIDGE_PREFIX = "m-"  # the lower half of an agent's block, for CNI (Mesos UCR) containers
+DOCKER_BRIDGE_PREFIX = "d-"  # the upper half, for the Docker network of the same name
+BRIDGE_PREFIXES = (MESOS_BRIDGE_PREFIX, DOCKER_BRIDGE_PREFIX)
+IFNAME_MAX = 15  # Linux interface names: IFNAMSIZ 16 including the terminating NUL
+MAX_OVERLAY_NAME = IFNAME_MAX - len(MESOS_BRIDGE_PREFIX)  # 13, as DC/OS
+
+
+def mesos_bridge_name(overlay: str) -> str:
+    return MESOS_BRIDGE_PREFIX + overlay
+
+
+def docker_bridge_name(overlay: str) -> str:
+    return DOCKER_BRIDGE_PREFIX + overlay
+
+
+def is_bridge_name(name: str) -> bool:
+    """Whether ``name`` has the shape of an overlay bridge (``m-<overlay>`` or ``d-<overlay>``)."""
+    return name[:2] in BRIDGE_PREFIXES
+
+
+class Status(StrEnum):
+    """An overlay's state on one agent, as the agent reports it (DC/OS ``OverlayState``)."""
+
+    OK = "STATUS_OK"
+    FAILED = "STATUS_FAILED"
+    CONFIGURING = "STATUS_CONFIGURING"
+
+
+STATUSES = tuple(s.value for s in Status)
+
+# -- HTTP -----------------------------------------------------------------------------------------
+
+STATE_PATH = "/overlay-master/state"
+AGENTS_PATH = "/overlay-master/agents"
+DELETE_AGENTS_PATH = "/overlay-master/agents/delete"
+WATCH_PATH = "/overlay-master/watch"
+LEADER_PATH = "/overlay-master/leader"
+AGENT_OVERLAY_PATH = "/overlay-agent/overlay"
+REVISION_HEADER = "X-Overlay-Revision"  # the state revision an answer reflects
+JSON = "application/json"
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def agent_path(ip: str) -> str:
+    return f"{AGENTS_PATH}/{ip}"
+
+
+def status_path(ip: str) -> str:
+    return f"{AGENTS_PATH}/{ip}/status"
+
+
+# -- documents ------------------------------------------------------------------------------------
+
+
+class VxlanDoc(TypedDict):
+    vni: int
+    vtep_ip: str  # "44.128.0.1/20"
+    vtep_mac: str  # "70:b3:d5:80:00:01"
+    vtep_name: str
+    vtep_ip6: NotRequired[str]
+    vtep_mtu: NotRequired[int]
+
+
+class BackendDoc(TypedDict):
+    vxlan: VxlanDoc
+
+
+class OverlayInfoDoc(TypedDict):
+    """An overlay's configuration as the agent sees it (DC/OS ``OverlayInfo`` without ``enabled``)."""
+
+    name: str
+    subnet: NotRequired[str]
+    prefix: NotRequired[int]
+    subnet6: NotRequired[str]
+    prefix6: NotRequired[int]
+
+
+class BridgeDoc(TypedDict):
+    name: str  # "m-dcos" / "d-dcos"
+    ip: NotRequired[str]  # the half block, network address form: "9.0.0.0/27"
+    ip6: NotRequired[str]
+
+
+class StateDoc(TypedDict):
+    status: str  # one of STATUSES
+    error: NotRequired[str]
+
+
+class AgentOverlayDoc(TypedDict):
+    backend: BackendDoc
+    info: OverlayInfoDoc
+    subnet: NotRequired[str]  # the agent's block: "9.0.0.0/26"
+    subnet6: NotRequired[str]
+    mesos_bridge: NotRequired[BridgeDoc]
+    docker_bridge: NotRequired[BridgeDoc]
+    state: NotRequired[StateDoc]
+
+
+class SkippedDoc(TypedDict):
+    """An overlay the agent holds no block of, and why (our addition to DC/OS's shape)."""
+
+    name: str
+    reason: str  # "subnet_exhausted" | "subnet6_exhausted"
+    error: str
+
+
+class AgentDoc(TypedDict):
+    ip: str
+    overlays: list[AgentOverlayDoc]
+    skipped_overlays: NotRequired[list[SkippedDoc]]
+
+
+class OverlayConfigDoc(TypedDict):
+    name: str
+    enabled: bool
+    subnet: NotRequired[str]
+    prefix: NotRequired[int]
+    subnet6: NotRequired[str]
+    prefix6: NotRequired[int]
+
+
+class NetworkDoc(TypedDict):
+    overlays: list[OverlayConfigDoc]
+    vtep_mac_oui: str
+    vtep_subnet: str
+    vtep_subnet6: NotRequired[str]
+    vtep_mtu: NotRequired[int]
+
+
+class ClusterStateDoc(TypedDict):
+    """``GET /overlay-master/state``."""
+
+    agents: list[AgentDoc]
+    network: NetworkDoc
+
+
+class WatchDoc(TypedDict):
+    """``GET /overlay-master/watch``: the whole state (``full``) or the changes after ``since``."""
+
+    agents: list[AgentDoc]  # changed or added records (all of them when full)
+    deleted: list[str]  # IPs of agents removed since ``since``
+    full: bool
+    network: NetworkDoc
+    revision: int
