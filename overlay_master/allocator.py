@@ -30,156 +30,60 @@ Design notes
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from overlay_master import addressing
+
+# Commands and values live in their own modules; they are re-exported here because the allocator
+# is their one entry point, and because PySyncObj snapshots written before the split pickled the
+# values as ``overlay_master.allocator.<Name>``: those names must keep resolving.
+from overlay_master.commands import barrier, batch, configure, delete, register, report_status
+from overlay_master.drift import compatibility_problems
 from overlay_master.errors import ConfigError
-from overlay_master.network import NetworkConfig, OverlayConfig, parse_network
+from overlay_master.network import NetworkConfig, OverlayConfig
 from overlay_master.pool import Pool
+from overlay_master.records import (
+    MAX_BATCH,
+    AgentOverlay,
+    AgentRecord,
+    Batched,
+    Configured,
+    Deleted,
+    Departed,
+    Registered,
+    Rejected,
+    Result,
+    StatusRecorded,
+    Synced,
+)
+from overlay_master.validation import parse_network
 from overlay_wire.contract import STATUSES
+
+__all__ = [
+    "MAX_BATCH",
+    "AgentOverlay",
+    "AgentRecord",
+    "Batched",
+    "ClusterState",
+    "Configured",
+    "Deleted",
+    "Departed",
+    "Registered",
+    "Rejected",
+    "Result",
+    "StatusRecorded",
+    "Synced",
+    "barrier",
+    "batch",
+    "configure",
+    "delete",
+    "register",
+    "report_status",
+]
 
 MAX_DEPARTED = 65536  # remembered allocations of deleted agents (for "come back, get the same")
 MAX_ERROR_TEXT = 2000
-
-# -- values ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AgentOverlay:
-    """One overlay on one agent: its block(s), which bridges it asked for, the reported status."""
-
-    name: str
-    block: int | None  # slot in the overlay's IPv4 block pool
-    block6: int | None
-    subnet: str | None  # the block as text, e.g. "9.0.0.64/26"
-    subnet6: str | None
-    mesos_bridge: bool
-    docker_bridge: bool
-    status: str | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class AgentRecord:
-    """Everything allocated to one agent. Immutable: a change makes a new record."""
-
-    ip: str
-    vtep: int  # slot in the VTEP pool
-    vtep6: int | None
-    vtep_ip: str  # "44.128.0.1/20"
-    vtep_ip6: str | None
-    vtep_mac: str  # "70:b3:d5:80:00:01"
-    overlays: tuple[AgentOverlay, ...]
-    skipped: tuple[tuple[str, str], ...]  # (overlay name, reason) not allocated for this agent
-    revision: int
-
-    def overlay(self, name: str) -> AgentOverlay | None:
-        for overlay in self.overlays:
-            if overlay.name == name:
-                return overlay
-        return None
-
-
-@dataclass(frozen=True)
-class Departed:
-    """What a deleted agent held, so that it can get the same back if it returns while free."""
-
-    vtep: int
-    vtep6: int | None
-    blocks: tuple[tuple[str, int | None, int | None], ...]
-
-
-# -- results --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Rejected:
-    """The command was not applied. ``reason`` is machine-readable, ``message`` is for people."""
-
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
-class Configured:
-    revision: int
-    changed: bool
-    added: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Registered:
-    agent: AgentRecord
-    revision: int
-    changed: bool
-
-
-@dataclass(frozen=True)
-class Deleted:
-    ips: tuple[str, ...]
-    revision: int
-
-
-@dataclass(frozen=True)
-class StatusRecorded:
-    agent: AgentRecord
-    revision: int
-    changed: bool
-
-
-@dataclass(frozen=True)
-class Synced:
-    """Answer to a barrier: the revision at this point of the log."""
-
-    revision: int
-
-
-@dataclass(frozen=True)
-class Batched:
-    """Answers to a batch, one per command, in order."""
-
-    results: tuple[Rejected | Configured | Registered | Deleted | StatusRecorded | Synced, ...]
-
-
-Result = Rejected | Configured | Registered | Deleted | StatusRecorded | Synced | Batched
-MAX_BATCH = 512
-
-
-# -- commands (plain data) ------------------------------------------------------------------------
-
-
-def configure(network: Mapping[str, Any]) -> dict[str, Any]:
-    return {"op": "configure", "network": dict(network)}
-
-
-def register(ip: str, mesos_bridge: bool = True, docker_bridge: bool = True) -> dict[str, Any]:
-    return {
-        "op": "register",
-        "ip": ip,
-        "mesos_bridge": mesos_bridge,
-        "docker_bridge": docker_bridge,
-    }
-
-
-def delete(ips: Iterable[str]) -> dict[str, Any]:
-    return {"op": "delete", "ips": list(ips)}
-
-
-def report_status(ip: str, overlays: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """``overlays``: ``{"name": ..., "status": "STATUS_OK"|..., "error": optional text}``."""
-    return {"op": "status", "ip": ip, "overlays": [dict(o) for o in overlays]}
-
-
-def barrier() -> dict[str, Any]:
-    return {"op": "barrier"}
-
-
-def batch(commands: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Several commands in one log entry (the node coalesces concurrent writes this way)."""
-    return {"op": "batch", "commands": [dict(c) for c in commands]}
-
 
 # -- the state machine ----------------------------------------------------------------------------
 
@@ -478,31 +382,6 @@ def _check_report(report: object, record: AgentRecord) -> Rejected | None:
     if error is not None and not isinstance(error, str):
         return Rejected("bad_command", "error must be a string")
     return None
-
-
-def compatibility_problems(old: NetworkConfig, new: NetworkConfig) -> list[str]:
-    """Why ``new`` cannot replace ``old`` without invalidating allocations (empty: it can).
-
-    Allowed: adding overlays, enabling/disabling overlays, adding ``vtep_subnet6``, changing
-    ``vtep_mtu``. Everything that existing allocations were carved from must stay as it is.
-    """
-    problems: list[str] = []
-    if old.vtep_subnet != new.vtep_subnet:
-        problems.append(f"vtep_subnet changed from {old.vtep_subnet} to {new.vtep_subnet}")
-    if old.vtep_subnet6 is not None and old.vtep_subnet6 != new.vtep_subnet6:
-        problems.append(f"vtep_subnet6 changed from {old.vtep_subnet6} to {new.vtep_subnet6}")
-    if old.vtep_mac_oui.lower() != new.vtep_mac_oui.lower():
-        problems.append(f"vtep_mac_oui changed from {old.vtep_mac_oui} to {new.vtep_mac_oui}")
-    for overlay in old.overlays:
-        now = new.overlay(overlay.name)
-        if now is None:
-            problems.append(f"overlay '{overlay.name}' is in the log but no longer in the config")
-            continue
-        for key in ("subnet", "prefix", "subnet6", "prefix6"):
-            before, after = getattr(overlay, key), getattr(now, key)
-            if before != after:
-                problems.append(f"overlay '{overlay.name}' {key} changed from {before} to {after}")
-    return problems
 
 
 def _canonical_ipv4(value: object) -> str | None:

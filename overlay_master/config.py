@@ -8,7 +8,8 @@ from pathlib import Path
 import yaml
 
 from overlay_master.errors import ConfigError, ConfigProblem
-from overlay_master.network import NetworkConfig, parse_network
+from overlay_master.network import NetworkConfig
+from overlay_master.validation import parse_network
 
 
 def load_network(path: str | Path) -> NetworkConfig:

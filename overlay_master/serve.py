@@ -31,6 +31,7 @@ import uvicorn
 from overlay_master import allocator
 from overlay_master.api import ApiSettings, create_app
 from overlay_master.config import default_network, load_network
+from overlay_master.drift import compatibility_problems
 from overlay_master.errors import (
     BindError,
     ConfigError,
@@ -138,7 +139,7 @@ def main(argv: Sequence[str]) -> int:
 
 def _guard_problems(node: Node, config: NetworkConfig) -> list[str]:
     logged = node.network
-    return [] if logged is None else allocator.compatibility_problems(logged, config)
+    return [] if logged is None else compatibility_problems(logged, config)
 
 
 def _guard_message(problems: list[str]) -> str:

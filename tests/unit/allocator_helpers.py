@@ -6,7 +6,7 @@ import ipaddress
 from typing import Any
 
 from overlay_master import allocator as A
-from overlay_master.network import parse_network
+from overlay_master.validation import parse_network
 
 
 def network(**changes: Any) -> dict[str, Any]:

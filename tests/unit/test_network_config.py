@@ -11,7 +11,8 @@ import yaml
 
 from overlay_master.config import default_network, load_network, parse_text
 from overlay_master.errors import ConfigError
-from overlay_master.network import capacity_summary, parse_network, to_plain
+from overlay_master.network import capacity_summary, to_plain
+from overlay_master.validation import parse_network
 
 pytestmark = pytest.mark.unit
 
