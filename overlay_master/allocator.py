@@ -15,7 +15,7 @@ Design notes
   config or they diverge, so the config lives in the log, and a config that drops or changes an
   existing network is rejected there (the recovery guard in ``node`` checks the same rule before
   proposing, so an operator gets a clear message instead of a rejected entry).
-* Allocation semantics follow DC/OS (reference sections 1.3-1.4): agent identity is its IP; the VTEP
+* Allocation semantics follow DC/OS (docs/dcos-overlay.md, "Allocation"): agent identity is its IP; the VTEP
   is the lowest free address of ``vtep_subnet`` and the MAC is derived from it; each enabled
   overlay gives the agent a ``/prefix`` block, halved into the Mesos (lower) and Docker (upper)
   bridges; re-registering returns the same allocation and only adds missing overlays. Ours differs

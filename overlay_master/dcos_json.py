@@ -1,4 +1,4 @@
-"""The DC/OS JSON shape of ``/overlay-master/state`` (reference section 2.1), as plain dicts.
+"""The DC/OS JSON shape of ``/overlay-master/state`` (docs/dcos-overlay.md), as plain dicts.
 
 Keys are emitted in alphabetical order (``dumps`` sorts them) and optional fields are omitted when
 unset, as stout's protobuf-to-JSON did. Two additions, both omitted when empty so that a healthy

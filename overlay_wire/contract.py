@@ -1,7 +1,7 @@
 """The master-to-agent wire contract: the names, numbers and document shapes both sides rely on.
 
 Standard library only, so that the master, the agent, the tests and the benchmarks share one
-definition without importing each other. The documents are DC/OS's (docs/dcos-shape.md): keys
+definition without importing each other. The documents are DC/OS's (docs/dcos-overlay.md): keys
 are emitted in alphabetical order and optional keys are left out when unset. The ``TypedDict``
 types describe what the master emits; the agent still reads every document defensively (a peer's
 record is data from the network, not a promise).
