@@ -31,7 +31,7 @@ from overlay_agent.nat import Nat, render
 from overlay_agent.netlink import Kernel
 from overlay_agent.plan import plan
 from overlay_agent.reconciler import Reconciler, Settings
-from tests.netns import statedoc
+from tests import statedoc
 from tests.netns.topology import Bed, sh
 
 ME = "10.0.0.1"

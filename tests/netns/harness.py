@@ -17,7 +17,7 @@ from overlay_agent.docker import Docker
 from overlay_agent.nat import Nat
 from overlay_agent.netlink import Kernel
 from overlay_agent.reconciler import Outcome, Reconciler, Settings
-from tests.netns import statedoc
+from tests import statedoc
 from tests.netns.topology import Bed, ipj, sh
 
 

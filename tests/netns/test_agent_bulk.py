@@ -26,7 +26,7 @@ from overlay_agent.plan import (
     ReplaceRoute,
 )
 from overlay_agent.reconciler import Outcome, Reconciler, Settings
-from tests.netns import statedoc
+from tests import statedoc
 from tests.netns.harness import fdb, neighbours, routes
 from tests.netns.topology import Bed, sh
 

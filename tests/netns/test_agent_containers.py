@@ -15,7 +15,7 @@ from overlay_agent.api import create_app
 from overlay_agent.cluster import ClusterState
 from overlay_agent.metrics import Metrics
 from overlay_agent.reconciler import Outcome, agent_document
-from tests.netns import statedoc
+from tests import statedoc
 from tests.netns.harness import LocalAgent, cluster, local_agent
 from tests.netns.topology import Bed, add_container, sh, wait_for
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.netns import statedoc
+from tests import statedoc
 from tests.netns.harness import (
     LocalAgent,
     cluster,

@@ -17,6 +17,7 @@ from overlay_agent.desired import (
     desired,
 )
 from overlay_agent.errors import StateError
+from tests import statedoc
 
 pytestmark = pytest.mark.unit
 
@@ -26,48 +27,17 @@ ME = AgentOptions(ip=IPv4Address("10.0.0.2"))
 def rec(
     ip: str, n: int, overlays: list[tuple[str, str, int]] | None = None, bridges: bool = True
 ) -> dict[str, Any]:
-    docs = []
-    for name, subnet, prefix in overlays or [("dcos", "9.0.0.0/8", 26)]:
-        net = IPv4Network(subnet)
-        agent = IPv4Network((int(net.network_address) + (n - 1) * (1 << (32 - prefix)), prefix))
-        lower, upper = agent.subnets(prefixlen_diff=1)
-        doc: dict[str, Any] = {
-            "backend": {
-                "vxlan": {
-                    "vni": 1024,
-                    "vtep_ip": f"44.128.0.{n}/20",
-                    "vtep_mac": f"70:b3:d5:80:00:{n:02x}",
-                    "vtep_name": "vtep1024",
-                }
-            },
-            "info": {"name": name, "prefix": prefix, "subnet": subnet},
-            "subnet": str(agent),
-        }
-        if bridges:
-            doc["mesos_bridge"] = {"ip": str(lower), "name": f"m-{name}"}
-            doc["docker_bridge"] = {"ip": str(upper), "name": f"d-{name}"}
-        docs.append(doc)
-    return {"ip": ip, "overlays": docs}
+    return statedoc.record(ip, n, overlays, bridges=bridges)
 
 
 def doc(
     *agents: dict[str, Any], overlays: list[tuple[str, str, int]] | None = None
 ) -> dict[str, Any]:
-    return {
-        "agents": list(agents),
-        "network": {
-            "overlays": [
-                {"name": n, "subnet": s, "prefix": p}
-                for n, s, p in overlays or [("dcos", "9.0.0.0/8", 26)]
-            ],
-            "vtep_mac_oui": "70:B3:D5:00:00:00",
-            "vtep_subnet": "44.128.0.0/20",
-        },
-    }
+    return statedoc.state(list(agents), overlays)
 
 
 def test_reference_example_agent_gets_dcos_objects() -> None:
-    """Reference 2.1 worked example: master #1 (no bridges), agent #2 = us, agent #3."""
+    """DC/OS's worked example (docs/dcos-overlay.md): master #1 (no bridges), agent #2 = us, agent #3."""
     state = doc(rec("10.0.0.1", 1, bridges=False), rec("10.0.0.2", 2), rec("10.0.0.3", 3))
     want = desired(state, ME, underlay_mtu=1500)
     assert want is not None

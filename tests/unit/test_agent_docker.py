@@ -31,7 +31,7 @@ from overlay_agent.docker import (
 from overlay_agent.errors import ConfigError
 from overlay_agent.observed import ObservedLink, ObservedNet
 from overlay_agent.plan import DeleteLink, plan
-from tests.netns import statedoc
+from tests import statedoc
 
 pytestmark = pytest.mark.unit
 

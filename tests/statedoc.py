@@ -1,11 +1,19 @@
-"""Cluster-state documents in the master's DC/OS shape (docs/api.md), written out by hand the way
-the reference's worked example allocates them: VTEP 44.128.0.<n>/20, MAC 70:b3:d5:80:00:<n>,
-agent block n - 1 of each overlay, lower half m-<name>, upper half d-<name>."""
+"""Cluster-state documents in the master's DC/OS shape, for agent tests and benchmarks.
+
+Written out by hand the way DC/OS's worked example allocates them (docs/dcos-overlay.md): the
+n-th registration holds VTEP 44.128.0.<n>/20, MAC 70:b3:d5:80:00:<n>, block n - 1 of each
+overlay, lower half m-<name>, upper half d-<name>. Hand-written on purpose: agent tests also need
+records the master would never produce (clashing VTEPs, malformed fields). So that they cannot
+drift from what the master really sends, tests/unit/test_contract.py checks that these documents
+equal the master's own output for the same registrations.
+"""
 
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
+
+from overlay_wire import contract
 
 VTEP_SUBNET = "44.128.0.0/20"
 OUI = "70:B3:D5:00:00:00"
@@ -37,10 +45,10 @@ def record(
     """Agent ``ip`` holding VTEP number ``n`` (1..) and block ``n - 1`` of each overlay (the
     n-th registration in DC/OS's lowest-first order)."""
     vxlan: dict[str, Any] = {
-        "vni": 1024,
+        "vni": contract.VNI,
         "vtep_ip": f"{vtep_ip(n)}/20",
         "vtep_mac": vtep_mac(n),
-        "vtep_name": "vtep1024",
+        "vtep_name": contract.VTEP_NAME,
     }
     if vtep_mtu is not None:
         vxlan["vtep_mtu"] = vtep_mtu
@@ -54,8 +62,8 @@ def record(
             "subnet": str(agent_net),
         }
         if bridges:
-            doc["mesos_bridge"] = {"ip": str(lower), "name": f"m-{name}"}
-            doc["docker_bridge"] = {"ip": str(upper), "name": f"d-{name}"}
+            doc["mesos_bridge"] = {"ip": str(lower), "name": contract.mesos_bridge_name(name)}
+            doc["docker_bridge"] = {"ip": str(upper), "name": contract.docker_bridge_name(name)}
         docs.append(doc)
     return {"ip": ip, "overlays": docs}
 
