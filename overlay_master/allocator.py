@@ -38,10 +38,21 @@ from overlay_master import addressing
 # Commands and values live in their own modules; they are re-exported here because the allocator
 # is their one entry point, and because PySyncObj snapshots written before the split pickled the
 # values as ``overlay_master.allocator.<Name>``: those names must keep resolving.
-from overlay_master.commands import barrier, batch, configure, delete, register, report_status
+from overlay_master.commands import (
+    add_network,
+    barrier,
+    batch,
+    configure,
+    delete,
+    delete_network,
+    register,
+    report_status,
+    update_network,
+)
 from overlay_master.drift import compatibility_problems
 from overlay_master.errors import ConfigError
-from overlay_master.network import NetworkConfig, OverlayConfig
+from overlay_master.lifecycle import NetworkLifecycle
+from overlay_master.network import NetworkConfig
 from overlay_master.pool import Pool
 from overlay_master.records import (
     MAX_BATCH,
@@ -51,9 +62,11 @@ from overlay_master.records import (
     Configured,
     Deleted,
     Departed,
+    NetworkChanged,
     Registered,
     Rejected,
     Result,
+    Single,
     StatusRecorded,
     Synced,
 )
@@ -69,17 +82,21 @@ __all__ = [
     "Configured",
     "Deleted",
     "Departed",
+    "NetworkChanged",
     "Registered",
     "Rejected",
     "Result",
     "StatusRecorded",
     "Synced",
+    "add_network",
     "barrier",
     "batch",
     "configure",
     "delete",
+    "delete_network",
     "register",
     "report_status",
+    "update_network",
 ]
 
 MAX_DEPARTED = 65536  # remembered allocations of deleted agents (for "come back, get the same")
@@ -88,7 +105,7 @@ MAX_ERROR_TEXT = 2000
 # -- the state machine ----------------------------------------------------------------------------
 
 
-class ClusterState:
+class ClusterState(NetworkLifecycle):
     """The replicated state. Mutated only through ``apply``."""
 
     def __init__(self) -> None:
@@ -140,6 +157,8 @@ class ClusterState:
         if op == "barrier":
             return Synced(self.revision)
         if op == "configure":
+            if command.get("seed") and self.network is not None:
+                return Configured(self.revision, changed=False, added=())
             return self._configure(command.get("network"))
         if self.network is None:
             return Rejected("not_configured", "no network config has been committed yet")
@@ -149,12 +168,18 @@ class ClusterState:
             return self._delete(command.get("ips"))
         if op == "status":
             return self._status(command)
+        if op == "add_network":
+            return self._add_network(command.get("overlay"))
+        if op == "update_network":
+            return self._update_network(command)
+        if op == "delete_network":
+            return self._delete_network(command)
         return Rejected("bad_command", f"unknown op {op!r}")
 
     def _batch(self, commands: object) -> Result:
         if not isinstance(commands, list) or len(commands) > MAX_BATCH:
             return Rejected("bad_command", f"a batch needs a list of at most {MAX_BATCH} commands")
-        results: list[Rejected | Configured | Registered | Deleted | StatusRecorded | Synced] = []
+        results: list[Single] = []
         for command in commands:
             if isinstance(command, dict) and command.get("op") == "batch":
                 results.append(Rejected("bad_command", "batches do not nest"))
@@ -185,12 +210,8 @@ class ClusterState:
         if self.vteps6 is None and new.vtep_subnet6 is not None:
             self.vteps6 = Pool(addressing.vtep_pool_size(new.vtep_subnet6))
         for overlay in new.overlays:
-            if overlay.subnet is not None and overlay.prefix is not None:
-                size = addressing.block_pool_size(overlay.subnet, overlay.prefix)
-                self.blocks.setdefault(overlay.name, Pool(size))
-            if overlay.subnet6 is not None and overlay.prefix6 is not None:
-                size6 = addressing.block_pool_size(overlay.subnet6, overlay.prefix6)
-                self.blocks6.setdefault(overlay.name, Pool(size6))
+            if overlay.name not in self.blocks and overlay.name not in self.blocks6:
+                self._create_pools(overlay)
         self.revision += 1
         return Configured(self.revision, changed=True, added=added)
 
@@ -240,65 +261,25 @@ class ClusterState:
             existing.skipped,
         ):
             return Registered(existing, self.revision, changed=False)
+        if existing is not None:  # as DC/OS: bridge flags of a re-registration change nothing
+            mesos, docker = existing.mesos_bridge, existing.docker_bridge
         self.revision += 1
         record = AgentRecord(
-            ip, vtep, vtep6, vtep_ip, vtep_ip6, vtep_mac, overlays, skipped, self.revision
+            ip,
+            vtep,
+            vtep6,
+            vtep_ip,
+            vtep_ip6,
+            vtep_mac,
+            overlays,
+            skipped,
+            self.revision,
+            mesos,
+            docker,
         )
         self.agents[ip] = record
         self.departed.pop(ip, None)
         return Registered(record, self.revision, changed=True)
-
-    def _add_missing_overlays(
-        self,
-        current: tuple[AgentOverlay, ...],
-        departed: Departed | None,
-        mesos: bool,
-        docker: bool,
-    ) -> tuple[tuple[AgentOverlay, ...], tuple[tuple[str, str], ...]]:
-        assert self.network is not None
-        previous = {name: (b, b6) for name, b, b6 in departed.blocks} if departed else {}
-        have = {o.name for o in current}
-        overlays = list(current)
-        skipped: list[tuple[str, str]] = []
-        for config in self.network.overlays:
-            if not config.enabled or config.name in have:
-                continue
-            want, want6 = previous.get(config.name, (None, None))
-            allocated = self._allocate_blocks(config, want, want6)
-            if isinstance(allocated, str):
-                skipped.append((config.name, allocated))
-                continue
-            block, block6 = allocated
-            overlays.append(self._agent_overlay(config, block, block6, mesos, docker))
-        return tuple(overlays), tuple(skipped)
-
-    def _allocate_blocks(
-        self, config: OverlayConfig, want: int | None, want6: int | None
-    ) -> tuple[int | None, int | None] | str:
-        """Both families or neither (DC/OS leaked the IPv4 block when IPv6 then failed)."""
-        pool, pool6 = self.blocks.get(config.name), self.blocks6.get(config.name)
-        if pool is not None and not pool.can_take(want):
-            return "subnet_exhausted"
-        if pool6 is not None and not pool6.can_take(want6):
-            return "subnet6_exhausted"
-        block = pool.take(want) if pool is not None else None
-        block6 = pool6.take(want6) if pool6 is not None else None
-        return block, block6
-
-    def _agent_overlay(
-        self,
-        config: OverlayConfig,
-        block: int | None,
-        block6: int | None,
-        mesos: bool,
-        docker: bool,
-    ) -> AgentOverlay:
-        subnet = subnet6 = None
-        if block is not None and config.subnet is not None and config.prefix is not None:
-            subnet = addressing.block_text(config.subnet, config.prefix, block)
-        if block6 is not None and config.subnet6 is not None and config.prefix6 is not None:
-            subnet6 = addressing.block_text(config.subnet6, config.prefix6, block6)
-        return AgentOverlay(config.name, block, block6, subnet, subnet6, mesos, docker)
 
     # -- delete -----------------------------------------------------------------------------------
 

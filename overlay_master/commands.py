@@ -11,8 +11,35 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 
-def configure(network: Mapping[str, Any]) -> dict[str, Any]:
-    return {"op": "configure", "network": dict(network)}
+def configure(network: Mapping[str, Any], seed: bool = False) -> dict[str, Any]:
+    """The network config. ``seed``: only if the log holds none yet (a replica starting with a
+    config file); without it (entries written before networks were live objects) a compatible
+    config replaces the logged one."""
+    command: dict[str, Any] = {"op": "configure", "network": dict(network)}
+    if seed:
+        command["seed"] = True
+    return command
+
+
+def add_network(overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """A virtual network, as in the config file: name, subnet/prefix, subnet6/prefix6,
+    enabled, allow_from."""
+    return {"op": "add_network", "overlay": dict(overlay)}
+
+
+def update_network(
+    name: str, enabled: bool | None = None, allow_from: Iterable[str] | None = None
+) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    if enabled is not None:
+        changes["enabled"] = enabled
+    if allow_from is not None:
+        changes["allow_from"] = list(allow_from)
+    return {"op": "update_network", "name": name, "changes": changes}
+
+
+def delete_network(name: str, force: bool = False) -> dict[str, Any]:
+    return {"op": "delete_network", "name": name, "force": force}
 
 
 def register(ip: str, mesos_bridge: bool = True, docker_bridge: bool = True) -> dict[str, Any]:

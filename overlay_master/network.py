@@ -28,13 +28,14 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 OUI_PATTERN = re.compile(r"^[0-9A-Fa-f]{1,2}(:[0-9A-Fa-f]{1,2}){5}$")
 
 NETWORK_KEYS = ("vtep_subnet", "vtep_mac_oui", "vtep_subnet6", "vtep_mtu", "overlays")
-OVERLAY_KEYS = ("name", "subnet", "prefix", "subnet6", "prefix6", "enabled")
+OVERLAY_KEYS = ("name", "subnet", "prefix", "subnet6", "prefix6", "enabled", "allow_from")
 DCOS_KEY = "dcos_overlay_network"
 
 
 @dataclass(frozen=True)
 class OverlayConfig:
-    """One virtual network: its address space(s) and the size of each agent's block."""
+    """One virtual network: its address space(s), the size of each agent's block, and which
+    other networks may reach its containers (``allow_from``; by default none: isolated)."""
 
     name: str
     subnet: IPv4Network | None = None
@@ -42,6 +43,7 @@ class OverlayConfig:
     subnet6: IPv6Network | None = None
     prefix6: int | None = None
     enabled: bool = True
+    allow_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,10 @@ class NetworkConfig:
             if overlay.name == name:
                 return overlay
         return None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.overlays)
 
 
 def to_plain(net: NetworkConfig) -> dict[str, Any]:
@@ -83,6 +89,8 @@ def _overlay_to_plain(overlay: OverlayConfig) -> dict[str, Any]:
     if overlay.subnet6 is not None:
         plain["prefix6"] = overlay.prefix6
         plain["subnet6"] = str(overlay.subnet6)
+    if overlay.allow_from:  # left out when empty: the default document stays DC/OS's
+        plain["allow_from"] = list(overlay.allow_from)
     return plain
 
 

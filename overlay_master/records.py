@@ -41,6 +41,24 @@ class AgentRecord:
     overlays: tuple[AgentOverlay, ...]
     skipped: tuple[tuple[str, str], ...]  # (overlay name, reason) not allocated for this agent
     revision: int
+    # The bridges its first registration asked for (as DC/OS, later registrations change no
+    # allocation): networks added later are given the same.
+    # None in records made before these were kept (see ``bridges``).
+    mesos_bridge: bool | None = None
+    docker_bridge: bool | None = None
+
+    @property
+    def bridges(self) -> tuple[bool, bool]:
+        """(Mesos, Docker) bridges for a network added later. Records from before the flags were
+        kept: as their overlays have them; an agent with no overlay at all gets both."""
+        if self.mesos_bridge is not None and self.docker_bridge is not None:
+            return self.mesos_bridge, self.docker_bridge
+        if not self.overlays:
+            return True, True
+        return (
+            any(o.mesos_bridge for o in self.overlays),
+            any(o.docker_bridge for o in self.overlays),
+        )
 
     def overlay(self, name: str) -> AgentOverlay | None:
         for overlay in self.overlays:
@@ -97,17 +115,31 @@ class StatusRecorded:
 
 
 @dataclass(frozen=True)
+class NetworkChanged:
+    """A network was added, updated or deleted; ``agents`` are the records that changed."""
+
+    name: str
+    action: str  # "added" | "updated" | "deleted"
+    revision: int
+    changed: bool
+    agents: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Synced:
     """Answer to a barrier: the revision at this point of the log."""
 
     revision: int
 
 
+Single = Rejected | Configured | Registered | Deleted | StatusRecorded | NetworkChanged | Synced
+
+
 @dataclass(frozen=True)
 class Batched:
     """Answers to a batch, one per command, in order."""
 
-    results: tuple[Rejected | Configured | Registered | Deleted | StatusRecorded | Synced, ...]
+    results: tuple[Single, ...]
 
 
-Result = Rejected | Configured | Registered | Deleted | StatusRecorded | Synced | Batched
+Result = Single | Batched

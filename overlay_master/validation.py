@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
 from typing import Any
 
+from overlay_master.address_spaces import Net, overlap_problems, spaces_of, vtep_spaces
 from overlay_master.errors import ConfigError, ConfigProblem
 from overlay_master.network import (
     DCOS_KEY,
@@ -43,7 +44,7 @@ from overlay_master.network import (
 
 def parse_network(document: object, source: str = "network config") -> NetworkConfig:
     """Validate a parsed document; raise ``ConfigError`` listing every problem found."""
-    checker = _Checker()
+    checker = Checker()
     block = checker.network_block(document)
     net = checker.network(block) if block is not None else None
     if checker.problems or net is None:
@@ -52,7 +53,7 @@ def parse_network(document: object, source: str = "network config") -> NetworkCo
 
 
 @dataclass
-class _Checker:
+class Checker:
     """Collects problems instead of stopping at the first one."""
 
     problems: list[ConfigProblem] = field(default_factory=list)
@@ -226,7 +227,7 @@ class _Checker:
         result: list[OverlayConfig] = []
         seen: set[str] = set()
         for index, item in enumerate(value):
-            overlay = self.overlay(index, item)
+            overlay = self.overlay(f"overlays[{index}]", item)
             if overlay is None:
                 continue
             if overlay.name in seen:
@@ -238,45 +239,68 @@ class _Checker:
                 continue
             seen.add(overlay.name)
             result.append(overlay)
+        for index, overlay in enumerate(result):
+            self.references(f"overlays[{index}] ({overlay.name}).allow_from", overlay, seen)
         return result if len(result) == len(value) else None
 
-    def overlay(self, index: int, item: object) -> OverlayConfig | None:
-        where = f"overlays[{index}]"
+    def overlay(self, where: str, item: object) -> OverlayConfig | None:
+        """One network; ``where`` prefixes field names ("overlays[2]", or "" for an API body)."""
         if not isinstance(item, dict):
-            self.problem(where, _short(item), "must be a mapping with at least name and subnet")
+            self.problem(where or "(body)", _short(item), "must be a mapping with name and subnet")
             return None
-        self.unknown_keys(f"{where}.", item, OVERLAY_KEYS)
-        name = self.name(where, item.get("name"))
-        where_named = f"overlays[{index}]" if name is None else f"overlays[{index}] ({name})"
-        subnet = self.cidr4(item, "subnet", f"{where_named}.subnet", max_prefix=MAX_PREFIX)
-        subnet6 = self.cidr6(item, "subnet6", f"{where_named}.subnet6", max_prefix=MAX_PREFIX6)
-        prefix = self.prefix(where_named, item, "subnet", "prefix", subnet, MAX_PREFIX)
-        prefix6 = self.prefix(where_named, item, "subnet6", "prefix6", subnet6, MAX_PREFIX6)
+        self.unknown_keys(f"{where}." if where else "", item, OVERLAY_KEYS)
+        name = self.name(f"{where}.name" if where else "name", item.get("name"))
+        at = f"{where} ({name})." if where and name else (f"{where}." if where else "")
+        subnet = self.cidr4(item, "subnet", f"{at}subnet", max_prefix=MAX_PREFIX)
+        subnet6 = self.cidr6(item, "subnet6", f"{at}subnet6", max_prefix=MAX_PREFIX6)
+        prefix = self.prefix(at, item, "subnet", "prefix", subnet, MAX_PREFIX)
+        prefix6 = self.prefix(at, item, "subnet6", "prefix6", subnet6, MAX_PREFIX6)
+        allow_from = self.allow_from(f"{at}allow_from", item.get("allow_from", []))
         if "subnet" not in item and "subnet6" not in item:
-            self.problem(where_named, _short(item), "needs a subnet (IPv4) or a subnet6 (IPv6)")
+            self.problem(
+                where or "subnet", _short(item), "needs a subnet (IPv4) or a subnet6 (IPv6)"
+            )
             return None
         enabled = item.get("enabled", True)
         if not isinstance(enabled, bool):
-            self.problem(f"{where_named}.enabled", enabled, "must be true or false")
+            self.problem(f"{at}enabled", enabled, "must be true or false")
             return None
-        if name is None:
+        if name is None or allow_from is None:
             return None
         if ("subnet" in item and (subnet is None or prefix is None)) or (
             "subnet6" in item and (subnet6 is None or prefix6 is None)
         ):
             return None
-        return OverlayConfig(name, subnet, prefix, subnet6, prefix6, enabled)
+        return OverlayConfig(name, subnet, prefix, subnet6, prefix6, enabled, allow_from)
+
+    def allow_from(self, where: str, value: object) -> tuple[str, ...] | None:
+        """Names of the networks whose containers may reach this one's (checked for existence
+        by ``references`` once every network is known)."""
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problem(where, _short(value), "must be a list of network names")
+            return None
+        if len(set(value)) != len(value):
+            self.problem(where, value, "names a network more than once")
+            return None
+        return tuple(value)
+
+    def references(self, where: str, overlay: OverlayConfig, names: set[str]) -> None:
+        for other in overlay.allow_from:
+            if other == overlay.name:
+                self.problem(where, other, "names the network itself (it always reaches itself)")
+            elif other not in names:
+                self.problem(where, other, "is not a network (allow_from names other networks)")
 
     def name(self, where: str, value: object) -> str | None:
         if value is None:
-            self.problem(f"{where}.name", None, "is required")
+            self.problem(where, None, "is required")
             return None
         if not isinstance(value, str):
-            self.problem(f"{where}.name", value, "must be a string")
+            self.problem(where, value, "must be a string")
             return None
         if len(value) > MAX_NAME_LENGTH:
             self.problem(
-                f"{where}.name",
+                where,
                 value,
                 f"is {len(value)} characters long; at most {MAX_NAME_LENGTH} fit, because the "
                 "bridge names m-<name> and d-<name> must fit Linux's 15-character interface names",
@@ -284,14 +308,14 @@ class _Checker:
             return None
         if value in RESERVED_NAMES:
             self.problem(
-                f"{where}.name",
+                where,
                 value,
                 f"is a reserved network name (reserved: {', '.join(RESERVED_NAMES)})",
             )
             return None
         if not NAME_PATTERN.match(value):
             self.problem(
-                f"{where}.name",
+                where,
                 value,
                 "may contain only letters, digits, '-', '_' and '.', and must start with a letter "
                 "or digit (it becomes part of interface, file and firewall names)",
@@ -312,26 +336,26 @@ class _Checker:
         if subnet_key not in item:
             if prefix_key in item:
                 self.problem(
-                    f"{where}.{prefix_key}",
+                    f"{where}{prefix_key}",
                     value,
                     f"is given without a {subnet_key} to carve it from",
                 )
             return None
         if value is None:
             self.problem(
-                f"{where}.{prefix_key}",
+                f"{where}{prefix_key}",
                 None,
                 f"is required with {subnet_key}: it is the size of each agent's block",
             )
             return None
         if not _is_int(value):
-            self.problem(f"{where}.{prefix_key}", value, "must be an integer")
+            self.problem(f"{where}{prefix_key}", value, "must be an integer")
             return None
         if subnet is None:
             return None
         if not subnet.prefixlen <= value <= max_prefix:
             self.problem(
-                f"{where}.{prefix_key}",
+                f"{where}{prefix_key}",
                 value,
                 f"must be between the {subnet_key}'s own prefix ({subnet.prefixlen}) and "
                 f"{max_prefix}",
@@ -349,24 +373,13 @@ class _Checker:
     ) -> None:
         if overlays is None:
             return
-        spaces: list[tuple[str, IPv4Network | IPv6Network]] = []
-        if vtep_subnet is not None:
-            spaces.append(("vtep_subnet", vtep_subnet))
-        if vtep_subnet6 is not None:
-            spaces.append(("vtep_subnet6", vtep_subnet6))
+        spaces = vtep_spaces(vtep_subnet, vtep_subnet6)
         for overlay in overlays:
-            for key, net in (("subnet", overlay.subnet), ("subnet6", overlay.subnet6)):
-                if net is None:
-                    continue
-                for other_name, other in spaces:
-                    if other.version == net.version and other.overlaps(net):
-                        self.problem(
-                            f"overlays ({overlay.name}).{key}",
-                            str(net),
-                            f"incorrect address space for the overlay network '{overlay.name}': "
-                            f"it overlaps {other_name} {other}",
-                        )
-                spaces.append((f"overlay '{overlay.name}' {key}", net))
+            self.overlap(f"overlays ({overlay.name}).", overlay, spaces)
+            spaces.extend(spaces_of(overlay))
+
+    def overlap(self, at: str, overlay: OverlayConfig, spaces: list[tuple[str, Net]]) -> None:
+        self.problems.extend(overlap_problems(at, overlay, spaces))
 
 
 def _is_int(value: object) -> bool:

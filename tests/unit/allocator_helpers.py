@@ -61,3 +61,13 @@ def check_invariants(state: A.ClusterState) -> None:
                 assert text not in blocks
                 blocks.add(text)
     assert state.vteps is not None and state.vteps.used == len(state.agents)
+    # No agent holds a block of a network that is not live, and pools exist for live ones only.
+    live = set(net.names)
+    assert set(state.blocks) <= live and set(state.blocks6) <= live
+    for name, pool in state.blocks.items():
+        held = sum(
+            1 for r in state.agents.values() if (o := r.overlay(name)) and o.block is not None
+        )
+        assert pool.used == held, name
+    for gone in state.departed.values():
+        assert {b[0] for b in gone.blocks} <= live

@@ -37,6 +37,10 @@ NET = network(
 )
 
 
+EXTRA = ["x", "y"]  # networks added and deleted at run time
+SPACES = [("10.5.0.0/28", 30), ("10.5.0.0/29", 30), ("10.6.0.0/24", 26), ("10.1.0.0/25", 27)]
+
+
 class AllocatorMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
@@ -86,7 +90,37 @@ class AllocatorMachine(RuleBasedStateMachine):
             **NET,
             "overlays": [*NET["overlays"][:2], {**NET["overlays"][2], "enabled": enable_c}],
         }
-        assert isinstance(self.apply(A.configure(doc)), A.Configured)
+        result = self.apply(A.configure(doc))
+        # a configure entry of the old format cannot drop networks added at run time
+        assert isinstance(result, A.Configured) or result.reason == "network_changed"
+
+    @rule(name=st.sampled_from(EXTRA), space=st.sampled_from(SPACES), enabled=st.booleans())
+    def add_network(self, name: str, space: tuple[str, int], enabled: bool) -> None:
+        exists = self.one.network is not None and self.one.network.overlay(name) is not None
+        overlay = {"name": name, "subnet": space[0], "prefix": space[1], "enabled": enabled}
+        result = self.apply(A.add_network(overlay))
+        if isinstance(result, A.Rejected):
+            assert result.reason in ("network_exists", "network_overlap"), result
+            assert exists or result.reason == "network_overlap"
+        else:
+            assert not exists and isinstance(result, A.NetworkChanged)
+            holders = [ip for ip, r in self.one.agents.items() if r.overlay(name)]
+            assert set(result.agents) >= set(holders)
+            assert bool(holders) <= enabled
+
+    @rule(name=st.sampled_from(EXTRA), enabled=st.booleans())
+    def switch_network(self, name: str, enabled: bool) -> None:
+        result = self.apply(A.update_network(name, enabled=enabled))
+        assert isinstance(result, A.NetworkChanged | A.Rejected)
+
+    @rule(name=st.sampled_from(EXTRA), force=st.booleans())
+    def delete_network(self, name: str, force: bool) -> None:
+        result = self.apply(A.delete_network(name, force=force))
+        if isinstance(result, A.NetworkChanged):
+            assert all(r.overlay(name) is None for r in self.one.agents.values())
+            assert name not in self.one.blocks
+        else:
+            assert result.reason in ("unknown_network", "network_in_use"), result
 
     @rule()
     def restore_from_pickle(self) -> None:

@@ -20,13 +20,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PURE = {
     "overlay_wire.contract",
+    "overlay_master.address_spaces",
     "overlay_master.addressing",
     "overlay_master.allocator",
     "overlay_master.commands",
     "overlay_master.dcos_json",
     "overlay_master.drift",
     "overlay_master.errors",
+    "overlay_master.lifecycle",
     "overlay_master.network",
+    "overlay_master.network_edits",
     "overlay_master.pool",
     "overlay_master.records",
     "overlay_master.validation",
