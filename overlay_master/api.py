@@ -173,7 +173,8 @@ def create_app(
     @app.get("/readyz")
     async def readyz() -> Response:
         ready, why = node.ready()
-        return JSONResponse({"ready": ready, "reason": why}, 200 if ready else 503)
+        body = {"ready": ready, "reason": why, "config_drift": node.drift}
+        return JSONResponse(body, 200 if ready else 503)
 
     app.add_middleware(WatchFastPath, node=node, settings=settings)
 

@@ -1,6 +1,7 @@
 """``overlay-master``: argv/env -> settings -> node -> uvicorn, plus the offline tools.
 
-overlay-master check-config FILE            validate a config; exit 2 listing every problem
+overlay-master check-config FILE [--against URL]  validate a config (exit 2 listing every
+                                             problem); compare with a cluster's log (exit 1)
 overlay-master plan [--config FILE] --agents IP,...  [--no-bridges IP,...]
                                              dry run: the state those registrations produce
 overlay-master dev-cluster [--data-dir DIR]  three replicas on loopback (the quick start)
@@ -14,13 +15,18 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from overlay_master import allocator, dcos_json
 from overlay_master.config import default_network, load_network
+from overlay_master.drift import differences
 from overlay_master.errors import ConfigError, OverlayError
 from overlay_master.network import NetworkConfig, capacity_summary, to_plain
+from overlay_master.validation import parse_network
+from overlay_wire.contract import STATE_PATH
 
 EXIT_INVALID = 2
+EXIT_DIFFERS = 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,9 +52,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def check_config_main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="overlay-master check-config", description="Validate a network config file."
+        prog="overlay-master check-config",
+        description="Validate a network config file; with --against, compare it with the "
+        "networks a running cluster's log holds (exit 1 if they differ).",
     )
     parser.add_argument("file", help="YAML network config, or a DC/OS config.yaml")
+    parser.add_argument("--against", metavar="URL", help="a master, e.g. http://10.0.0.1:8101")
+    parser.add_argument("--token-file", help="bearer token (for masters with --protect-reads)")
     args = parser.parse_args(argv)
     try:
         net = load_network(args.file)
@@ -58,7 +68,33 @@ def check_config_main(argv: Sequence[str]) -> int:
     print(f"{args.file}: valid")
     for line in capacity_summary(net):
         print(f"  {line}")
-    return 0
+    if args.against is None:
+        return 0
+    logged = _logged_network(args.against, args.token_file)
+    lines = differences(net, logged)
+    if not lines:
+        print(f"{args.file} matches the log at {args.against}")
+        return 0
+    print(f"{args.file} differs from the log at {args.against} (the log's networks apply):")
+    for line in lines:
+        print(f"  - {line}")
+    return EXIT_DIFFERS
+
+
+def _logged_network(url: str, token_file: str | None) -> NetworkConfig:
+    """The network config in a running cluster's log, read from one master's state."""
+    import httpx
+
+    headers = {}
+    if token_file:
+        headers["Authorization"] = "Bearer " + Path(token_file).read_text().strip()
+    try:
+        answer = httpx.get(url.rstrip("/") + STATE_PATH, headers=headers, timeout=10)
+        answer.raise_for_status()
+        document = answer.json()
+    except (httpx.HTTPError, ValueError) as e:
+        raise OverlayError(f"cannot read the state from {url}: {e}") from e
+    return parse_network(document.get("network"), source=f"network in the log at {url}")
 
 
 def plan_main(argv: Sequence[str]) -> int:

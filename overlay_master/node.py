@@ -129,7 +129,8 @@ class Node:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed: asyncio.Event | None = None
         self._seen_revision = -1
-        self.admitted = False  # set by serve once the recovery guard passed and config committed
+        self.admitted = False  # set by serve once the log holds networks and drift is known
+        self.drift: list[str] = []  # how the config file differs from the log (serve sets it)
         self._writes: list[_Pending] = []
         self._writes_inflight: object | None = None
         self._snapshot: tuple[ClusterState, Snapshot] | None = None
@@ -486,7 +487,7 @@ class Node:
         if self.cluster.state.network is None:
             return False, "no network config committed yet"
         if not self.admitted:
-            return False, "start-up check of the config against the log not finished"
+            return False, "start-up check of the config file against the log not finished"
         return True, "ready"
 
 

@@ -4,14 +4,15 @@ Start-up order, and why:
 1. The config is validated first (exit 2 with every problem listed): nothing starts on bad input.
 2. The HTTP socket is bound before Raft starts, so a taken port fails fast with a clear message.
 3. The Raft node binds (a few retries, then a clear error) and the API starts (``/healthz``
-   answers at once; ``/readyz`` says not ready until step 5 is done).
-4. Recovery guard: once caught up with the leader (or, without a quorum within 15 s, with what
-   its local journal holds), if the log holds a network that this config drops or changes, the
-   replica stops (exit 2) saying which network differs and what to do. Nothing of its own is
-   written to the log.
-5. The config is proposed through the log (a no-op when it is already there; new overlays are
-   added). If the log rejects it (this replica was behind the check), the replica stops with the
-   same message: it never rewrites the log and never crash-loops on its own.
+   answers at once; ``/readyz`` says not ready until step 4 is done).
+4. Admission: once caught up with the leader (or, without a quorum within 15 s, with what its
+   local journal holds), a replica whose log holds no networks yet proposes the config file as
+   the seed (a ``configure`` entry that applies only to an empty log: when three replicas seed at
+   once, the first entry wins and the others change nothing). A log that already holds networks
+   is never changed at start-up: the log is the one source of truth, networks change through the
+   API. If the file differs from the log, the replica says how (a warning per difference, the
+   ``config_drift`` list of ``/readyz``, ``overlay-master check-config FILE --against URL``) and
+   serves the log's networks.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import uvicorn
 from overlay_master import allocator
 from overlay_master.api import ApiSettings, create_app
 from overlay_master.config import default_network, load_network
-from overlay_master.drift import compatibility_problems
+from overlay_master.drift import differences
 from overlay_master.errors import (
     BindError,
     ConfigError,
@@ -137,68 +138,50 @@ def main(argv: Sequence[str]) -> int:
         node.close()
 
 
-def _guard_problems(node: Node, config: NetworkConfig) -> list[str]:
-    logged = node.network
-    return [] if logged is None else compatibility_problems(logged, config)
-
-
-def _guard_message(problems: list[str]) -> str:
-    return (
-        "refusing to start: the replicated log holds allocations the config no longer matches:\n"
-        + "\n".join(f"  - {p}" for p in problems)
-        + "\nNothing was changed. Either restore those networks in the config (add networks, never "
-        "drop or resize them), or, to start over, stop all replicas and remove their data dirs "
-        "(this forgets every allocation)."
-    )
-
-
 def _serve(node: Node, network: NetworkConfig, settings: ApiSettings, sock: socket.socket) -> int:
     outcome = Outcome()
     server: uvicorn.Server | None = None
     tasks: list[asyncio.Task[None]] = []
 
-    def refuse(problems: list[str]) -> None:
-        log.critical(_guard_message(problems))
+    def refuse(message: str) -> None:
+        log.critical("refusing to start: %s", message)
         outcome.code = EXIT_REFUSED
         if server is not None:
             server.should_exit = True
 
     async def admit() -> None:
-        """Recovery guard, then the config through the log; only then is the replica ready.
+        """Seed an empty log with the config file; then report how the file and the log differ.
 
-        The guard must see every committed network, and the local journal alone may not have
+        The decision needs every committed network, and the local journal alone may not have
         them all applied (its commit index is saved at most once a second): catch up with the
-        leader first. Nothing of ours is proposed before the guard has passed."""
+        leader first. A log that holds networks gets no entry of ours."""
         if not await asyncio.to_thread(node.wait_caught_up, CATCH_UP_TIMEOUT):
             log.warning(
-                "no leader within %.0f s: checking the config against the local journal only; "
-                "the log checks it again once a quorum is back",
-                CATCH_UP_TIMEOUT,
+                "no leader within %.0f s: deciding with the local journal only", CATCH_UP_TIMEOUT
             )
-        problems = _guard_problems(node, network)
-        if problems:
-            refuse(problems)
+        if node.network is None and not await seed():
             return
-        if await propose_config():
-            node.admitted = True
+        logged = node.network
+        assert logged is not None
+        node.drift = differences(network, logged)
+        for line in node.drift:
+            log.warning("config file differs from the log (the log's networks apply): %s", line)
+        node.admitted = True
 
-    async def propose_config() -> bool:
+    async def seed() -> bool:
         while True:
             try:
-                result = await node.submit(allocator.configure(to_plain(network)), timeout=5.0)
+                command = allocator.configure(to_plain(network), seed=True)
+                result = await node.submit(command, timeout=5.0)
             except NotReadyError as e:
                 log.info("waiting for a quorum to commit the network config: %s", e)
                 await asyncio.sleep(0.5)
                 continue
             if isinstance(result, allocator.Rejected):
-                refuse([result.message])
+                refuse(f"the log refused the config file: {result.message}")
                 return False
             if isinstance(result, allocator.Configured) and result.changed:
-                log.info(
-                    "network config committed at revision %d (new overlays: %s)",
-                    result.revision,
-                    ", ".join(result.added) or "none",
-                )
+                log.info("network config seeded at revision %d", result.revision)
             return True
 
     async def on_startup() -> None:

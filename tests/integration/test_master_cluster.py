@@ -6,6 +6,7 @@ import ipaddress
 import json
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -158,7 +159,11 @@ def test_kill_all_three_and_restart_gives_identical_state(cluster: Cluster) -> N
     assert nxt["overlays"][0]["backend"]["vxlan"]["vtep_ip"] == "44.128.0.26/20"
 
 
-def test_recovery_guard_refuses_a_config_that_drops_a_network(tmp_path: Path) -> None:
+def test_a_replica_started_with_a_different_config_keeps_the_logs_networks(
+    tmp_path: Path,
+) -> None:
+    """The log is the one source of truth: a restart with a file that drops one network and
+    resizes another changes nothing in the cluster and says how file and log differ."""
     two = (
         "vtep_subnet: 44.128.0.0/20\nvtep_mac_oui: 70:B3:D5:00:00:00\noverlays:\n"
         "  - {name: dcos, subnet: 9.0.0.0/8, prefix: 26}\n  - {name: extra, subnet: 10.0.0.0/16, prefix: 24}\n"
@@ -175,26 +180,57 @@ def test_recovery_guard_refuses_a_config_that_drops_a_network(tmp_path: Path) ->
         register_with_retry(cluster, "10.4.0.9", time.monotonic() + 30)
         log_length = commit_index(healthy)
         before = cluster.state(healthy, consistent=False).content
-        dropped = tmp_path / "dropped.yaml"
-        dropped.write_text(two.split("  - {name: extra", maxsplit=1)[0])
-        out = subprocess.run(
-            cluster.command(victim, config=dropped),
+        changed = tmp_path / "changed.yaml"
+        changed.write_text(
+            two.split("  - {name: extra", maxsplit=1)[0].replace("prefix: 26", "prefix: 24")
+        )
+        cluster.start(victim, config=changed)
+        cluster.wait_ready([victim])
+        ready = httpx.get(f"{victim.url}/readyz", timeout=5).json()
+        assert ready["config_drift"] == [
+            "network extra: in the log, not in the file",
+            "network dcos: prefix is 26 in the log, 24 in the file",
+        ]
+        assert "config file differs from the log" in cluster.log_tail(victim, 200)
+        # the restarted replica proposed nothing and serves the log's networks
+        assert commit_index(healthy) == log_length
+        assert cluster.state(healthy, consistent=False).content == before
+        assert cluster.state(victim).content == before
+        check = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "overlay_master.cli",
+                "check-config",
+                str(changed),
+                "--against",
+                victim.url,
+            ],
             capture_output=True,
             text=True,
             timeout=60,
             cwd=ROOT,
             check=False,
         )
-        assert out.returncode == 2, out.stderr
-        assert "refusing to start" in out.stderr and "overlay 'extra'" in out.stderr
-        # the refused replica proposed nothing: the cluster's log and state are as they were
-        assert commit_index(healthy) == log_length
-        assert cluster.state(healthy, consistent=False).content == before
-        # the other two still serve, and the replica starts fine with the right config
-        assert cluster.register(cluster.replicas[0], "10.4.0.2").status_code == 200
-        cluster.start(victim)
-        cluster.wait_ready([victim])
-        assert len(cluster.state(victim).json()["agents"]) == 3
+        assert check.returncode == 1, check.stderr
+        assert "network extra: in the log, not in the file" in check.stdout
+        same = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "overlay_master.cli",
+                "check-config",
+                str(cluster.config),
+                "--against",
+                victim.url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            check=False,
+        )
+        assert same.returncode == 0 and "matches the log" in same.stdout, same
 
 
 def test_sigstopped_old_leader_never_serves_stale_state(cluster: Cluster) -> None:
