@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,23 +95,36 @@ class MasterClient:
         path = f"/overlay-master/agents/{ip}/status"
         return await self._request("PUT", path, json={"overlays": overlays})
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    async def request(
+        self, method: str, path: str, give_up_after: float | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """Any API request, retried like the agent's own (failover, backoff, ``Retry-After``);
+        with ``give_up_after`` seconds, a ``MasterError`` once that time has passed."""
+        deadline = None if give_up_after is None else time.monotonic() + give_up_after
+        return await self._request(method, path, deadline=deadline, **kwargs)
+
+    async def _request(
+        self, method: str, path: str, deadline: float | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
         while True:
             url = self.master + path
             try:
                 response = await self._http.request(method, url, **kwargs)
             except httpx.TransportError as e:
-                await self._failed(f"{method} {url}: {type(e).__name__} {e}", None)
+                await self._failed(f"{method} {url}: {type(e).__name__} {e}", None, deadline)
                 continue
             if response.status_code < 300:
                 self.backoff.reset()
                 return _json(response)
             if response.status_code >= 500:
-                await self._failed(f"{method} {url}: {response.status_code}", response.headers)
+                what = f"{method} {url}: {response.status_code} {_reason(response)}"
+                await self._failed(what, response.headers, deadline)
                 continue
             raise _client_error(response)
 
-    async def _failed(self, what: str, headers: Mapping[str, str] | None) -> None:
+    async def _failed(
+        self, what: str, headers: Mapping[str, str] | None, deadline: float | None = None
+    ) -> None:
         """Move to the next master and wait before the next attempt."""
         self.failures += 1
         self.current = (self.current + 1) % len(self.urls)
@@ -118,6 +132,8 @@ class MasterClient:
         retry_after = _retry_after(headers)
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.backoff.cap))
+        if deadline is not None and time.monotonic() + delay > deadline:
+            raise MasterError(f"no master answered in time; last: {what}")
         log.info("%s; trying %s in %.2fs", what, self.master, delay)
         await self._sleep(delay)
 
@@ -130,6 +146,14 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise MasterError(f"{response.request.url}: answer is not a JSON object")
     return doc
+
+
+def _reason(response: httpx.Response) -> str:
+    try:
+        doc = response.json()
+    except ValueError:
+        return ""
+    return str(doc.get("message", "")) if isinstance(doc, dict) else ""
 
 
 def _client_error(response: httpx.Response) -> MasterError:

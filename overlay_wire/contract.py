@@ -53,6 +53,7 @@ STATE_PATH = "/overlay-master/state"
 AGENTS_PATH = "/overlay-master/agents"
 DELETE_AGENTS_PATH = "/overlay-master/agents/delete"
 WATCH_PATH = "/overlay-master/watch"
+NETWORKS_PATH = "/overlay-master/networks"
 LEADER_PATH = "/overlay-master/leader"
 AGENT_OVERLAY_PATH = "/overlay-agent/overlay"
 REVISION_HEADER = "X-Overlay-Revision"  # the state revision an answer reflects

@@ -1,0 +1,1 @@
+"""``overlayctl``: the operator's command-line client of the overlay masters."""
