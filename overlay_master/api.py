@@ -2,8 +2,13 @@
 
 no quorum / unknown outcome -> 503 + Retry-After (retry the same request: it is idempotent)
 exhaustion                 -> 409 with a machine-readable reason
-bad input                  -> 422
+bad input, bad JSON        -> 422
 missing or wrong token     -> 401 (state-changing requests; reads too with protect_reads)
+unknown agent or path      -> 404
+wrong method               -> 405 + Allow
+
+Every answer the routes can give is declared in the OpenAPI document (``openapi``); the watch is
+served by ``watch.WatchFastPath`` in front of FastAPI, and metrics are collected in ``metrics``.
 """
 
 from __future__ import annotations
@@ -11,34 +16,66 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
-from overlay_master import allocator
+from overlay_master import allocator, openapi
 from overlay_master.allocator import Rejected, Result
 from overlay_master.encoding import Snapshot
 from overlay_master.errors import NotReadyError
-from overlay_master.http_edge import RETRY_AFTER, ApiError, ApiSettings, check_ip, check_token
+from overlay_master.http_edge import (
+    RETRY_AFTER,
+    ApiError,
+    ApiSettings,
+    check_ip,
+    check_token,
+    register_convertors,
+)
 from overlay_master.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from overlay_master.metrics import Metrics
 from overlay_master.replica import Replica
 from overlay_master.schema import DeleteAgents, RegisterAgent, ReportStatus
 from overlay_master.watch import WatchFastPath
-from overlay_wire.contract import JSON, REVISION_HEADER
+from overlay_wire.contract import (
+    AGENTS_PATH,
+    DELETE_AGENTS_PATH,
+    JSON,
+    LEADER_PATH,
+    REVISION_HEADER,
+    STATE_PATH,
+)
 
 __all__ = ["ApiSettings", "create_app"]
 
+AGENT_PATH = AGENTS_PATH + "/{ip:agent}"
+STATUS_PATH = AGENTS_PATH + "/{ip:agent}/status"
 REJECTION_STATUS = {
     "vtep_exhausted": 409,
     "vtep6_exhausted": 409,
     "network_changed": 409,
     "unknown_agent": 404,
+    "unknown_overlay": 404,  # the agent exists, the overlay it reports on does not
     "not_configured": 503,
     "internal_error": 500,
 }
+# Starlette's own answers (routing, body parsing), in our error shape. A 400 is a body FastAPI
+# could not even decode (not UTF-8, nested too deep): bad input like any other, so 422.
+FRAMEWORK_ERRORS = {
+    400: (422, "invalid_request", "body: not valid JSON (not UTF-8, or nested too deep)"),
+    404: (404, "not_found", "no such path"),
+    405: (405, "method_not_allowed", "method not allowed here"),
+}
+
+Access = Literal["read", "write"]
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+AgentIp = Annotated[
+    str,
+    Path(description="the agent's underlay IPv4 address", json_schema_extra={"format": "ipv4"}),
+]
 
 
 def create_app(
@@ -51,8 +88,10 @@ def create_app(
             await on_startup()
         yield
 
+    register_convertors()
     app = FastAPI(title="overlay-master", lifespan=lifespan, docs_url=None, redoc_url=None)
     metrics = Metrics(node)
+    _error_handlers(app)
 
     async def require_token(request: Request) -> None:  # async: no thread-pool hop per request
         check_token(settings.token, request.headers.get("authorization", ""))
@@ -61,27 +100,32 @@ def create_app(
         if settings.protect_reads:
             check_token(settings.token, request.headers.get("authorization", ""))
 
-    @app.exception_handler(ApiError)
-    async def api_error(_: Request, e: ApiError) -> JSONResponse:
-        headers = {"Retry-After": RETRY_AFTER} if e.retry else {}
-        if e.status == 401:
-            headers["WWW-Authenticate"] = "Bearer"
-        return JSONResponse({"error": e.reason, "message": e.message}, e.status, headers=headers)
+    guards = {"read": require_read_token, "write": require_token}
+    secured = {
+        "read": settings.token is not None and settings.protect_reads,
+        "write": settings.token is not None,
+    }
 
-    @app.exception_handler(NotReadyError)
-    async def not_ready(_: Request, e: NotReadyError) -> JSONResponse:
-        body = {
-            "error": "unavailable",
-            "message": f"{e}. Retry the same request; it is safe to repeat.",
-        }
-        return JSONResponse(body, 503, headers={"Retry-After": RETRY_AFTER})
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, e: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
+    def route(
+        method: str,
+        path: str,
+        answers: dict[int | str, dict[str, Any]],
+        access: Access | None = None,
+        response_class: type[Response] = Response,
+    ) -> Callable[[Handler], Handler]:
+        """A route, guarded by the token its ``access`` needs, with every answer documented."""
+        return app.api_route(
+            path,
+            methods=[method],
+            response_model=None,
+            response_class=response_class,
+            dependencies=[Depends(guards[access])] if access is not None else None,
+            responses=answers,
+            openapi_extra=openapi.security(access is not None and secured[access]),
         )
-        return JSONResponse({"error": "invalid_request", "message": problems}, 422)
+
+    def answers(ok: str, *errors: int, access: Access) -> dict[int | str, dict[str, Any]]:
+        return openapi.responses(ok, *errors, secured=secured[access])
 
     async def linearizable(consistent: bool) -> Snapshot:
         if consistent:
@@ -104,20 +148,20 @@ def create_app(
         body = node.encoding.agent_bytes(result.agent, network)
         return _json(body, result.revision)
 
-    @app.get("/overlay-master/state", dependencies=[Depends(require_read_token)])
+    @route("GET", STATE_PATH, answers("ClusterStateDoc", 422, 503, access="read"), "read")
     async def state(consistent: bool = True) -> Response:
         snap = await linearizable(consistent)
         return _json(node.encoding.state_bytes(snap), snap.revision)
 
-    @app.post("/overlay-master/agents", dependencies=[Depends(require_token)])
+    @route("POST", AGENTS_PATH, answers("AgentDoc", 409, 422, 500, 503, access="write"), "write")
     async def register(body: RegisterAgent) -> Response:
         check_ip(body.ip)
         result = await write(allocator.register(body.ip, body.mesos_bridge, body.docker_bridge))
         assert isinstance(result, allocator.Registered)
         return record_response(result)
 
-    @app.get("/overlay-master/agents/{ip}", dependencies=[Depends(require_read_token)])
-    async def agent(ip: str, consistent: bool = True) -> Response:
+    @route("GET", AGENT_PATH, answers("AgentDoc", 404, 422, 503, access="read"), "read")
+    async def agent(ip: AgentIp, consistent: bool = True) -> Response:
         canonical = check_ip(ip)
         await linearizable(consistent)
         network, record = node.record(canonical)
@@ -125,15 +169,20 @@ def create_app(
             raise ApiError(404, "unknown_agent", f"agent {ip} is not registered")
         return _json(node.encoding.agent_bytes(record, network), record.revision)
 
-    @app.put("/overlay-master/agents/{ip}/status", dependencies=[Depends(require_token)])
-    async def status(ip: str, body: ReportStatus) -> Response:
+    @route("PUT", STATUS_PATH, answers("AgentDoc", 404, 422, 500, 503, access="write"), "write")
+    async def status(ip: AgentIp, body: ReportStatus) -> Response:
         canonical = check_ip(ip)
         reports = [o.model_dump(mode="json", exclude_none=True) for o in body.overlays]
         result = await write(allocator.report_status(canonical, reports))
         assert isinstance(result, allocator.StatusRecorded)
         return record_response(result)
 
-    @app.post("/overlay-master/agents/delete", dependencies=[Depends(require_token)])
+    @route(
+        "POST",
+        DELETE_AGENTS_PATH,
+        answers("ClusterStateDoc", 422, 500, 503, access="write"),
+        "write",
+    )
     async def delete(body: DeleteAgents) -> Response:
         for ip in body.agents:
             check_ip(ip)
@@ -142,27 +191,71 @@ def create_app(
         snap = node.snapshot()
         return _json(node.encoding.state_bytes(snap), snap.revision)
 
-    @app.get("/overlay-master/leader")
-    async def leader() -> dict[str, Any]:
-        return {"leader": node.leader(), "self": node.self_address, "role": node.role()}
+    @route("GET", LEADER_PATH, openapi.responses("Leader", revision=False))
+    async def leader() -> Response:
+        body = {"leader": node.leader(), "self": node.self_address, "role": node.role()}
+        return JSONResponse(body)
 
-    @app.get("/healthz")
+    @route("GET", "/healthz", openapi.probe("Liveness", "The Raft tick thread is not running."))
     async def healthz() -> Response:
         alive = node.alive()
         return JSONResponse({"alive": alive}, 200 if alive else 503)
 
-    @app.get("/readyz")
+    @route("GET", "/readyz", openapi.probe("Readiness", "Not ready; `reason` says why."))
     async def readyz() -> Response:
         ready, why = node.ready()
         return JSONResponse({"ready": ready, "reason": why}, 200 if ready else 503)
 
-    app.add_middleware(WatchFastPath, node=node, settings=settings)
-
-    @app.get("/metrics")
+    @route("GET", "/metrics", openapi.prometheus(), response_class=PrometheusText)
     async def prometheus() -> Response:
-        return Response(metrics.text(), media_type=METRICS_CONTENT_TYPE)
+        return PrometheusText(metrics.text())
 
+    app.add_middleware(WatchFastPath, node=node, settings=settings)
+    openapi.install(app, settings)
     return app
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, e: ApiError) -> JSONResponse:
+        headers = {"Retry-After": RETRY_AFTER} if e.retry else {}
+        if e.status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        return _error(e.status, e.reason, e.message, headers)
+
+    @app.exception_handler(NotReadyError)
+    async def not_ready(_: Request, e: NotReadyError) -> JSONResponse:
+        message = f"{e}. Retry the same request; it is safe to repeat."
+        return _error(503, "unavailable", message, {"Retry-After": RETRY_AFTER})
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, e: RequestValidationError) -> JSONResponse:
+        return _error(422, "invalid_request", "; ".join(_problem(err) for err in e.errors()))
+
+    @app.exception_handler(HTTPException)
+    async def framework(_: Request, e: HTTPException) -> JSONResponse:
+        status, reason, message = FRAMEWORK_ERRORS.get(
+            e.status_code, (e.status_code, "http_error", str(e.detail))
+        )
+        return _error(status, reason, message, dict(e.headers or {}))
+
+
+def _problem(error: Any) -> str:
+    """One validation problem in plain words, naming where it is."""
+    if error.get("type") == "json_invalid":
+        where = error["loc"][-1]
+        return f"body: not valid JSON at character {where}: {error.get('ctx', {}).get('error')}"
+    return f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+
+
+def _error(
+    status: int, reason: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": reason, "message": message}, status, headers=headers)
+
+
+class PrometheusText(Response):
+    media_type = METRICS_CONTENT_TYPE
 
 
 def _json(body: bytes, revision: int) -> Response:

@@ -11,6 +11,8 @@ import ipaddress
 import json
 from dataclasses import dataclass
 
+from starlette.convertors import Convertor, register_url_convertor
+
 RETRY_AFTER = "1"
 
 
@@ -50,3 +52,22 @@ def check_ip(ip: str) -> str:
         return str(ipaddress.IPv4Address(ip))
     except ValueError:
         raise ApiError(422, "invalid_ip", f"{ip!r} is not an IPv4 address") from None
+
+
+class AgentPathConvertor(Convertor[str]):
+    """``{ip:agent}``: one path segment, except ``delete``.
+
+    ``/overlay-master/agents/delete`` is its own resource (POST); without this, a GET of it would
+    be read as the agent ``delete`` (422) and a PUT would name GET in its 405's ``Allow``."""
+
+    regex = "(?!delete$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+def register_convertors() -> None:
+    register_url_convertor("agent", AgentPathConvertor())
