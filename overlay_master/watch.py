@@ -61,7 +61,7 @@ class WatchFastPath:
                 check_token(self.settings.token, header)
             except ApiError as e:
                 return _error(e.status, e.reason, e.message)
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         since_text = query.get("since", ["0"])[-1]
         timeout_text = query.get("timeout", ["30"])[-1]
         if not INTEGER.fullmatch(since_text) or not NUMBER.fullmatch(timeout_text):

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from overlay_master import allocator
 from overlay_master.allocator import AgentRecord, ClusterState, Result
-from overlay_master.changes import ChangeLog
+from overlay_master.changes import CHANGE_LOG_CAPACITY, ChangeLog
 from overlay_master.encoding import Encoder, Snapshot
 from overlay_master.errors import NotReadyError
 from overlay_master.network import NetworkConfig, parse_network, to_plain
@@ -31,9 +31,11 @@ DEFAULT_NETWORK: dict[str, Any] = {
 
 
 class FakeNode:
-    def __init__(self, network: dict[str, Any] | None = DEFAULT_NETWORK) -> None:
+    def __init__(
+        self, network: dict[str, Any] | None = DEFAULT_NETWORK, changes: int = CHANGE_LOG_CAPACITY
+    ) -> None:
         self.state = ClusterState()
-        self.changes = ChangeLog()
+        self.changes = ChangeLog(changes)
         self.encoding = Encoder(self.changes)
         self.fault: Fault = None
         self.self_address = "127.0.0.1:7001"
