@@ -58,7 +58,7 @@ REJECTION_STATUS = {
     "vtep6_exhausted": 409,
     "network_changed": 409,
     "unknown_agent": 404,
-    "unknown_overlay": 404,  # the agent exists, the overlay it reports on does not
+    "unknown_overlay": 409,  # the agent exists (not 404); the report conflicts with its overlays
     "not_configured": 503,
     "internal_error": 500,
 }
@@ -113,16 +113,25 @@ def create_app(
         access: Access | None = None,
         response_class: type[Response] = Response,
     ) -> Callable[[Handler], Handler]:
-        """A route, guarded by the token its ``access`` needs, with every answer documented."""
-        return app.api_route(
-            path,
-            methods=[method],
-            response_model=None,
-            response_class=response_class,
-            dependencies=[Depends(guards[access])] if access is not None else None,
-            responses=answers,
-            openapi_extra=openapi.security(access is not None and secured[access]),
-        )
+        """A route, guarded by the token its ``access`` needs, with every answer documented.
+
+        Its OpenAPI ``operationId`` is the handler's name (``openapi.LINKS`` refer to them)."""
+
+        def add(handler: Handler) -> Handler:
+            app.add_api_route(
+                path,
+                handler,
+                methods=[method],
+                operation_id=handler.__name__,
+                response_model=None,
+                response_class=response_class,
+                dependencies=[Depends(guards[access])] if access is not None else None,
+                responses=answers,
+                openapi_extra=openapi.security(access is not None and secured[access]),
+            )
+            return handler
+
+        return add
 
     def answers(ok: str, *errors: int, access: Access) -> dict[int | str, dict[str, Any]]:
         return openapi.responses(ok, *errors, secured=secured[access])
@@ -169,7 +178,9 @@ def create_app(
             raise ApiError(404, "unknown_agent", f"agent {ip} is not registered")
         return _json(node.encoding.agent_bytes(record, network), record.revision)
 
-    @route("PUT", STATUS_PATH, answers("AgentDoc", 404, 422, 500, 503, access="write"), "write")
+    @route(
+        "PUT", STATUS_PATH, answers("AgentDoc", 404, 409, 422, 500, 503, access="write"), "write"
+    )
     async def status(ip: AgentIp, body: ReportStatus) -> Response:
         canonical = check_ip(ip)
         reports = [o.model_dump(mode="json", exclude_none=True) for o in body.overlays]

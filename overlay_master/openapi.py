@@ -41,11 +41,11 @@ REFINED: dict[tuple[str, str], dict[str, Any]] = {
 
 STATUS_TEXT = {
     401: "Missing or wrong bearer token (`unauthorized`).",
-    404: "The agent is not registered (`unknown_agent`), or it holds no overlay of the name "
-    "reported (`unknown_overlay`).",
+    404: "The agent is not registered (`unknown_agent`).",
     405: "Method not allowed; `Allow` lists the methods of this path (`method_not_allowed`).",
-    409: "Exhausted (`vtep_exhausted`, `vtep6_exhausted`) or in conflict with the committed "
-    "config (`network_changed`).",
+    409: "In conflict with the current state: addresses exhausted (`vtep_exhausted`, "
+    "`vtep6_exhausted`), a status report on an overlay the agent does not hold "
+    "(`unknown_overlay`).",
     422: "Bad input: a body, parameter or IP address that is not valid, or not valid JSON "
     "(`invalid_request`, `invalid_ip`, ...). `message` names the problem.",
     500: "The allocator rejected the command with an internal error (`internal_error`).",
@@ -63,6 +63,14 @@ REVISION_HEADERS = {
         "schema": REVISION,
         "required": True,
     }
+}
+
+# What a client can do next with an agent record it was given (OpenAPI links, which also let a
+# stateful fuzzer chain registration -> read -> status report -> deletion -> read).
+AGENT_LINKS = {
+    "agent": {"operationId": "agent", "parameters": {"ip": "$response.body#/ip"}},
+    "status": {"operationId": "status", "parameters": {"ip": "$response.body#/ip"}},
+    "delete": {"operationId": "delete", "requestBody": {"agents": ["$response.body#/ip"]}},
 }
 
 EXTRA_SCHEMAS: dict[str, dict[str, Any]] = {
@@ -154,6 +162,8 @@ def responses(
         }
         if revision:
             answers[200]["headers"] = REVISION_HEADERS
+        if ok == "AgentDoc":
+            answers[200]["links"] = AGENT_LINKS
     for status in sorted({*errors, 405, *((401,) if secured else ())}):
         answers[status] = error_response(status)
     return answers

@@ -160,7 +160,7 @@ async def test_exhaustion_is_409() -> None:
         assert "10.0.0.3" not in node.state.agents
 
 
-async def test_unknown_agent_overlay_and_path_are_404() -> None:
+async def test_unknown_agent_and_path_are_404_unknown_overlay_409() -> None:
     async with serve(FakeNode()) as client:
         missing = await client.get(f"{AGENTS_PATH}/10.9.9.9")
         assert missing.status_code == 404 and error(missing) == "unknown_agent"
@@ -170,7 +170,7 @@ async def test_unknown_agent_overlay_and_path_are_404() -> None:
         await register(client, "10.0.0.1")
         report = {"overlays": [{"name": "other", "status": "STATUS_OK"}]}
         overlay = await client.put(f"{AGENTS_PATH}/10.0.0.1/status", json=report, headers=AUTH)
-        assert overlay.status_code == 404 and error(overlay) == "unknown_overlay"
+        assert overlay.status_code == 409 and error(overlay) == "unknown_overlay"
         nowhere = await client.get("/overlay-master/nowhere")
         assert nowhere.status_code == 404 and error(nowhere) == "not_found"
 
