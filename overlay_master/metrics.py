@@ -14,8 +14,9 @@ from prometheus_client.registry import Collector
 
 from overlay_master.allocator import ClusterState
 from overlay_master.replica import Replica
+from overlay_wire.contract import PROMETHEUS_TEXT
 
-CONTENT_TYPE = "text/plain; version=0.0.4"  # Prometheus text format; Starlette adds the charset
+CONTENT_TYPE = PROMETHEUS_TEXT  # the text exposition format, version 0.0.4, UTF-8
 
 
 class ReplicaCollector(Collector):

@@ -23,7 +23,6 @@ from overlay_master.http_edge import ApiSettings
 from overlay_wire import contract
 
 BEARER = "bearer"
-PROMETHEUS = "text/plain; version=0.0.4"  # Starlette adds "; charset=utf-8" to the header
 REF = "#/components/schemas/"
 DOCUMENTS: tuple[type, ...] = (contract.ClusterStateDoc, contract.WatchDoc, contract.AgentDoc)
 IPV4: dict[str, Any] = {"type": "string", "format": "ipv4"}
@@ -255,6 +254,6 @@ def prometheus() -> dict[int | str, dict[str, Any]]:
     answers = responses(None)
     answers[200] = {
         "description": "Prometheus text exposition format",
-        "content": {PROMETHEUS: {"schema": {"type": "string"}}},
+        "content": {contract.PROMETHEUS_TEXT: {"schema": {"type": "string"}}},
     }
     return answers

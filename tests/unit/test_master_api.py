@@ -281,5 +281,5 @@ async def test_openapi_declares_every_answer() -> None:
     assert schemas["AgentDoc"]["required"] == ["ip", "overlays"]
     assert "HTTPValidationError" not in schemas
     metrics = paths["/metrics"]["get"]["responses"]["200"]["content"]
-    assert list(metrics) == ["text/plain; version=0.0.4"]
+    assert list(metrics) == ["text/plain; version=0.0.4; charset=utf-8"]
     json.dumps(document)  # serialisable as served
