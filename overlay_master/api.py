@@ -115,7 +115,7 @@ def create_app(
     ) -> Callable[[Handler], Handler]:
         """A route, guarded by the token its ``access`` needs, with every answer documented.
 
-        Its OpenAPI ``operationId`` is the handler's name (``openapi.LINKS`` refer to them)."""
+        Its OpenAPI ``operationId`` is the handler's name (``openapi.AGENT_LINKS`` use it)."""
 
         def add(handler: Handler) -> Handler:
             app.add_api_route(

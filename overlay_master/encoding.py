@@ -111,7 +111,7 @@ class Encoder:
     def _with_agents(
         self, empty: bytes, records: list[AgentRecord], network: NetworkConfig
     ) -> bytes:
-        """``empty`` (a document dumped with ``"agents": []``) with the records' bytes spliced in."""
+        """``empty`` (a document dumped with ``"agents": []``), the records' bytes spliced in."""
         assert empty.startswith(_AGENTS_HEAD + b"]"), "agents must sort first in the document"
         agents = b",".join(self.agent_bytes(r, network) for r in records)
         return _AGENTS_HEAD + agents + empty[len(_AGENTS_HEAD) :]

@@ -1,9 +1,10 @@
 """The master's OpenAPI document is exact: schemathesis, every check, against a real cluster.
 
-A real three-replica cluster with a bearer token (reads open, then reads protected too) answers generated requests (valid ones, invalid
-ones, undeclared methods, missing token; then chains of linked calls) on its first replica;
-every built-in check runs on every answer: no server error, each status, content type, header and body declared and matching
-its schema, invalid input refused, valid input accepted, 405 with ``Allow``, token enforced.
+A real three-replica cluster with a bearer token (reads open, then reads protected too)
+answers generated requests (valid ones, invalid ones, undeclared methods, missing token; then
+chains of linked calls) on its first replica. Every built-in check runs on every answer: no
+server error; each status, content type, header and body declared and matching its schema;
+invalid input refused, valid input accepted; 405 with ``Allow``; the token enforced.
 """
 
 from __future__ import annotations
