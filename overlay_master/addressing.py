@@ -6,7 +6,6 @@ the addresses DC/OS would hand out, so the allocator never walks address ranges.
 
 from __future__ import annotations
 
-import ipaddress
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
@@ -16,11 +15,6 @@ Net = IPv4Network | IPv6Network
 def vtep_pool_size(vtep_subnet: Net) -> int:
     """Usable VTEP addresses: the open range (network, broadcast), as in DC/OS."""
     return max(vtep_subnet.num_addresses - 2, 0)
-
-
-def vtep_address(vtep_subnet: Net, slot: int) -> IPv4Address | IPv6Address:
-    """Slot 0 is the first address after the network address."""
-    return ipaddress.ip_address(int(vtep_subnet.network_address) + 1 + slot)
 
 
 def vtep_interface(vtep_subnet: Net, slot: int) -> str:
@@ -57,14 +51,8 @@ def block_pool_size(subnet: Net, prefix: int) -> int:
     return 1 << (prefix - subnet.prefixlen)
 
 
-def block(subnet: Net, prefix: int, slot: int) -> Net:
-    """The ``slot``-th ``/prefix`` block of ``subnet``."""
-    size = 1 << (subnet.max_prefixlen - prefix)
-    return ipaddress.ip_network((int(subnet.network_address) + slot * size, prefix))
-
-
 def block_text(subnet: Net, prefix: int, slot: int) -> str:
-    """``str(block(...))`` without building a network object."""
+    """The ``slot``-th ``/prefix`` block of ``subnet``, as text (no network object: hot path)."""
     size = 1 << (subnet.max_prefixlen - prefix)
     return f"{_text(subnet, int(subnet.network_address) + slot * size)}/{prefix}"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from ipaddress import ip_network
-from typing import Any
+from typing import Any, cast
 
 from overlay_master import addressing
 from overlay_master.allocator import AgentOverlay, AgentRecord
@@ -19,8 +19,8 @@ from overlay_master.network import NetworkConfig, OverlayConfig, to_plain
 from overlay_wire import contract
 
 
-def network_json(net: NetworkConfig) -> dict[str, Any]:
-    return to_plain(net)
+def network_json(net: NetworkConfig) -> contract.NetworkDoc:
+    return cast(contract.NetworkDoc, to_plain(net))
 
 
 def agent_json(record: AgentRecord, net: NetworkConfig) -> dict[str, Any]:

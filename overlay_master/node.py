@@ -15,8 +15,8 @@ Design notes
 * Watches: the allocator's ``revision`` advances once per state change in log order, so a revision
   names the same state on every replica. The applied-hook (tick thread) appends the agents each
   revision touched to a bounded ``ChangeLog`` and wakes the event loop; watchers share one
-  ``asyncio.Event`` (no thread, no queue per watcher). Answers are serialised once per (since,
-  revision) and each agent record once per change, so thousands of watchers cost one encoding.
+  ``asyncio.Event`` (no thread, no queue per watcher). Answers are encoded by ``encoding``, once
+  per (since, revision), so thousands of watchers cost one encoding.
   A snapshot installed from the leader jumps the revision without apply calls: the change log
   notices the gap and answers the next watchers with the full state; a light poll wakes watchers.
 """
@@ -25,17 +25,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
-import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from overlay_master import allocator, dcos_json
+from overlay_master import allocator
 from overlay_master.allocator import AgentRecord, ClusterState, Result
+from overlay_master.changes import ChangeLog
+from overlay_master.encoding import Encoder, Snapshot
 from overlay_master.errors import BindError, NotReadyError
 from overlay_master.network import NetworkConfig
 from overlay_master.pysyncobj_compat import FAIL_REASON, SyncObj, SyncObjConf, SyncObjException
@@ -44,7 +43,6 @@ from overlay_master.replicated import ReplicatedCluster
 
 log = logging.getLogger(__name__)
 
-CHANGE_LOG_CAPACITY = 20_000
 BARRIER_TIMEOUT = 3.0
 WRITE_TIMEOUT = 5.0  # an in-flight write entry holds back the next batch at most this long
 REVISION_POLL = 0.2
@@ -66,54 +64,6 @@ class RaftSettings:
     bind_retries: int = 3
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """A consistent copy of what readers need, taken under the state lock."""
-
-    network: NetworkConfig | None
-    revision: int
-    agents: list[AgentRecord]
-
-
-class ChangeLog:
-    """Which agents each revision touched, for the last ``capacity`` revisions (contiguous)."""
-
-    def __init__(self, capacity: int = CHANGE_LOG_CAPACITY) -> None:
-        self.capacity = capacity
-        self.entries: deque[tuple[int, tuple[str, ...]]] = deque()
-        self.floor: int | None = None  # every revision after floor is in entries
-        self.last: int | None = None
-
-    def record(self, revision: int, ips: tuple[str, ...]) -> None:
-        if self.last is None or revision != self.last + 1:
-            self.entries.clear()
-            self.floor = revision - 1
-        self.entries.append((revision, ips))
-        self.last = revision
-        if len(self.entries) > self.capacity:
-            self.floor = self.entries.popleft()[0]
-
-    def touched_since(self, since: int, current: int) -> list[str] | None:
-        """Agents changed after ``since`` up to ``current``; None if we cannot tell."""
-        if self.floor is None or self.last != current or since < self.floor:
-            return None
-        tail = itertools.islice(self.entries, since - self.floor, None)
-        return list(dict.fromkeys(ip for _, ips in tail for ip in ips))
-
-
-def _changes(result: Result) -> list[tuple[int, tuple[str, ...]]]:
-    """(revision, agents touched) for every state change a result reports, in order."""
-    if isinstance(result, allocator.Batched):
-        return [change for r in result.results for change in _changes(r)]
-    if isinstance(result, allocator.Registered | allocator.StatusRecorded) and result.changed:
-        return [(result.revision, (result.agent.ip,))]
-    if isinstance(result, allocator.Deleted) and result.ips:
-        return [(result.revision, result.ips)]
-    if isinstance(result, allocator.Configured) and result.changed:
-        return [(result.revision, ())]
-    return []
-
-
 @dataclass
 class _Pending:
     command: dict[str, Any]
@@ -126,6 +76,7 @@ class Node:
     def __init__(self, raft: RaftSettings) -> None:
         self.raft = raft
         self.changes = ChangeLog()
+        self.encoding = Encoder(self.changes)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed: asyncio.Event | None = None
         self._seen_revision = -1
@@ -136,10 +87,6 @@ class Node:
         self._snapshot: tuple[ClusterState, Snapshot] | None = None
         self._queued: asyncio.Future[int] | None = None
         self._inflight: asyncio.Future[int] | None = None
-        self._agent_cache: dict[str, tuple[AgentRecord, bytes]] = {}
-        self._cache_network: NetworkConfig | None = None
-        self._answer_cache: dict[tuple[str, int, int], bytes] = {}
-        self._cache_lock = threading.Lock()
         self._poller: asyncio.Task[None] | None = None
         self.cluster = ReplicatedCluster(self._on_applied)
         raft.data_dir.mkdir(parents=True, exist_ok=True)
@@ -210,12 +157,8 @@ class Node:
     # -- tick-thread side -------------------------------------------------------------------------
 
     def _on_applied(self, state: ClusterState, command: Any, result: Result) -> None:
-        if state.revision == self.changes.last:
+        if not self.changes.applied(state.revision, result):
             return
-        for revision, ips in _changes(result):
-            self.changes.record(revision, ips)
-        if state.revision != self.changes.last:  # a jump we cannot explain: start over
-            self.changes.record(state.revision, ())
         loop = self._loop
         if loop is not None:
             loop.call_soon_threadsafe(self._wake)
@@ -380,82 +323,15 @@ class Node:
         momentarily off-by-one gauge)."""
         return self.cluster.state
 
-    def agent_bytes(self, record: AgentRecord, network: NetworkConfig) -> bytes:
-        with self._cache_lock:
-            if network is not self._cache_network:
-                self._agent_cache.clear()
-                self._answer_cache.clear()
-                self._cache_network = network
-            cached = self._agent_cache.get(record.ip)
-            if cached is not None and cached[0] is record:
-                return cached[1]
-        encoded = dcos_json.dumps(dcos_json.agent_json(record, network))
-        with self._cache_lock:
-            self._agent_cache[record.ip] = (record, encoded)
-        return encoded
-
-    def state_bytes(self, snap: Snapshot) -> bytes:
-        """``/overlay-master/state`` for this snapshot, encoded once per revision."""
-        assert snap.network is not None
-        key = ("state", snap.revision, 0)
-        cached = self._answer_cache.get(key)
-        if cached is not None:
-            return cached
-        agents = b",".join(self.agent_bytes(r, snap.network) for r in snap.agents)
-        network = dcos_json.dumps(dcos_json.network_json(snap.network))
-        body = b'{"agents":[' + agents + b'],"network":' + network + b"}"
-        self._remember(key, body)
-        return body
-
-    def watch_bytes(self, snap: Snapshot, since: int) -> bytes:
-        """A watch answer: the changes after ``since``, or the full state when we cannot tell."""
-        assert snap.network is not None
-        cached = self._answer_cache.get(("watch", since, snap.revision))
-        if cached is not None:
-            return cached
-        if since == snap.revision:
-            touched: list[str] | None = []
-        elif since <= 0:
-            touched = None
-        else:
-            touched = self.changes.touched_since(since, snap.revision)
-        key = ("watch", since if touched is not None else 0, snap.revision)
-        cached = self._answer_cache.get(key)
-        if cached is not None:
-            self._remember(("watch", since, snap.revision), cached)
-            return cached
-        if touched is None:
-            records, deleted = snap.agents, []
-        else:
-            present = {r.ip: r for r in snap.agents} if touched else {}
-            records = [present[ip] for ip in touched if ip in present]
-            deleted = [ip for ip in touched if ip not in present]
-        agents = b",".join(self.agent_bytes(r, snap.network) for r in records)
-        network = dcos_json.dumps(dcos_json.network_json(snap.network))
-        body = (
-            b'{"agents":['
-            + agents
-            + b'],"deleted":'
-            + dcos_json.dumps(deleted)
-            + b',"full":'
-            + (b"true" if touched is None else b"false")
-            + b',"network":'
-            + network
-            + b',"revision":'
-            + str(snap.revision).encode()
-            + b"}"
-        )
-        self._remember(key, body)
-        self._remember(("watch", since, snap.revision), body)
-        return body
-
-    def _remember(self, key: tuple[str, int, int], body: bytes) -> None:
-        with self._cache_lock:
-            if len(self._answer_cache) > 256:
-                self._answer_cache.clear()
-            self._answer_cache[key] = body
-
     # -- status -----------------------------------------------------------------------------------
+
+    @property
+    def self_address(self) -> str:
+        return self.raft.self_address
+
+    def alive(self) -> bool:
+        """Liveness: the Raft tick thread runs (without it nothing is applied or answered)."""
+        return bool(self.syncobj.tick_thread_alive())
 
     def status(self) -> dict[str, Any]:
         for _ in range(5):

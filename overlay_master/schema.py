@@ -1,39 +1,46 @@
-"""Wire types of the master's HTTP API (pydantic), shared with the agent.
+"""Wire types of the master's HTTP API (pydantic): the request bodies.
 
-Only request bodies are modelled: responses are the DC/OS JSON documents built in ``dcos_json``
-and encoded once per revision in ``node``.
+Responses are the DC/OS JSON documents built in ``dcos_json`` (their types are the contract's,
+``overlay_wire.contract``) and encoded once per revision in ``encoding``. Bodies are strict: a
+value of the wrong JSON type (``"true"`` for a boolean, ``5`` for a string) is refused, never
+coerced, so what the OpenAPI document says is exactly what is accepted.
 """
 
 from __future__ import annotations
+
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from overlay_wire.contract import Status
 
+STRICT = ConfigDict(extra="forbid", strict=True)
+AgentIp = Annotated[str, Field(json_schema_extra={"format": "ipv4"})]
+
 
 class RegisterAgent(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
-    ip: str = Field(description="the agent's underlay IPv4 address: its identity")
+    ip: AgentIp = Field(description="the agent's underlay IPv4 address: its identity")
     mesos_bridge: bool = True
     docker_bridge: bool = True
 
 
 class OverlayStatus(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     name: str
-    status: Status
+    status: Status = Field(strict=False)  # the body is parsed JSON: a string, never a Status
     error: str | None = Field(default=None, max_length=2000)
 
 
 class ReportStatus(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     overlays: list[OverlayStatus]
 
 
 class DeleteAgents(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
-    agents: list[str]
+    agents: list[AgentIp]

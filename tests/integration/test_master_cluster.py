@@ -354,7 +354,7 @@ def test_errors_exhaustion_bad_input_and_status(tmp_path: Path) -> None:
             headers=cluster.auth,
             timeout=10,
         )
-        assert bad_status.status_code == 422 and bad_status.json()["error"] == "unknown_overlay"
+        assert bad_status.status_code == 409 and bad_status.json()["error"] == "unknown_overlay"
         ok = httpx.put(
             status_url,
             json={"overlays": [{"name": "dcos", "status": "STATUS_OK"}]},

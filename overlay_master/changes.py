@@ -1,0 +1,69 @@
+"""Which agents each revision touched: what lets a watch answer with a delta instead of the state.
+
+The allocator's ``revision`` advances once per state change, in log order, so a revision names the
+same state on every replica. ``ChangeLog`` keeps, for a bounded window of the latest revisions, the
+agent IPs each one touched. The window is contiguous: a revision that does not follow the last one
+(a snapshot installed from the leader jumps the revision without apply calls) empties it, and
+watchers older than the window get the full state instead of a delta.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+
+from overlay_master import allocator
+from overlay_master.allocator import Result
+
+CHANGE_LOG_CAPACITY = 20_000
+
+
+class ChangeLog:
+    """Which agents each revision touched, for the last ``capacity`` revisions (contiguous)."""
+
+    def __init__(self, capacity: int = CHANGE_LOG_CAPACITY) -> None:
+        self.capacity = capacity
+        self.entries: deque[tuple[int, tuple[str, ...]]] = deque()
+        self.floor: int | None = None  # every revision after floor is in entries
+        self.last: int | None = None
+
+    def record(self, revision: int, ips: tuple[str, ...]) -> None:
+        if self.last is None or revision != self.last + 1:
+            self.entries.clear()
+            self.floor = revision - 1
+        self.entries.append((revision, ips))
+        self.last = revision
+        if len(self.entries) > self.capacity:
+            self.floor = self.entries.popleft()[0]
+
+    def applied(self, revision: int, result: Result) -> bool:
+        """Record what an applied command changed; ``revision`` is the state's revision after it.
+
+        Returns whether the revision moved (watchers should be woken)."""
+        if revision == self.last:
+            return False
+        for changed, ips in changes(result):
+            self.record(changed, ips)
+        if revision != self.last:  # a jump we cannot explain: start over
+            self.record(revision, ())
+        return True
+
+    def touched_since(self, since: int, current: int) -> list[str] | None:
+        """Agents changed after ``since`` up to ``current``; None if we cannot tell."""
+        if self.floor is None or self.last != current or since < self.floor:
+            return None
+        tail = itertools.islice(self.entries, since - self.floor, None)
+        return list(dict.fromkeys(ip for _, ips in tail for ip in ips))
+
+
+def changes(result: Result) -> list[tuple[int, tuple[str, ...]]]:
+    """(revision, agents touched) for every state change a result reports, in order."""
+    if isinstance(result, allocator.Batched):
+        return [change for r in result.results for change in changes(r)]
+    if isinstance(result, allocator.Registered | allocator.StatusRecorded) and result.changed:
+        return [(result.revision, (result.agent.ip,))]
+    if isinstance(result, allocator.Deleted) and result.ips:
+        return [(result.revision, result.ips)]
+    if isinstance(result, allocator.Configured) and result.changed:
+        return [(result.revision, ())]
+    return []

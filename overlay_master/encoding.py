@@ -1,0 +1,123 @@
+"""Response bytes: the DC/OS documents of a snapshot, encoded once and shared by every reader.
+
+Design notes
+------------
+* Records are immutable values and a snapshot is taken once per revision, so each agent record is
+  encoded once per change (keyed by identity) and each answer once per (since, revision):
+  thousands of watchers parked on the same revision cost one encoding.
+* Documents are the contract's (``overlay_wire.contract``): a ``WatchDoc`` or ``ClusterStateDoc``
+  is built with an empty agent list and dumped key-sorted like every other document, then the
+  records, already encoded, are spliced into that list. ``agents`` sorts first in both documents,
+  so the bytes are exactly ``dcos_json.dumps`` of the whole document.
+* A new network config (``Configured``) is a new object: every cached encoding is dropped.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from overlay_master import dcos_json
+from overlay_master.allocator import AgentRecord
+from overlay_master.changes import ChangeLog
+from overlay_master.network import NetworkConfig
+from overlay_wire.contract import ClusterStateDoc, WatchDoc
+
+MAX_ANSWERS = 256  # cached answers (state, and watch per since); cleared whole when exceeded
+_AGENTS_HEAD = b'{"agents":['
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A consistent copy of what readers need, taken under the state lock."""
+
+    network: NetworkConfig | None
+    revision: int
+    agents: list[AgentRecord]
+
+
+class Encoder:
+    """Encodes snapshots into answer bytes; deltas come from the replica's ``ChangeLog``."""
+
+    def __init__(self, changes: ChangeLog) -> None:
+        self.changes = changes
+        self._agents: dict[str, tuple[AgentRecord, bytes]] = {}
+        self._network: NetworkConfig | None = None
+        self._answers: dict[tuple[str, int, int], bytes] = {}
+        self._lock = threading.Lock()
+
+    def agent_bytes(self, record: AgentRecord, network: NetworkConfig) -> bytes:
+        """One agent's record (``GET /overlay-master/agents/{ip}``)."""
+        with self._lock:
+            if network is not self._network:
+                self._agents.clear()
+                self._answers.clear()
+                self._network = network
+            cached = self._agents.get(record.ip)
+            if cached is not None and cached[0] is record:
+                return cached[1]
+        encoded = dcos_json.dumps(dcos_json.agent_json(record, network))
+        with self._lock:
+            self._agents[record.ip] = (record, encoded)
+        return encoded
+
+    def state_bytes(self, snap: Snapshot) -> bytes:
+        """``/overlay-master/state`` for this snapshot, encoded once per revision."""
+        assert snap.network is not None
+        key = ("state", snap.revision, 0)
+        cached = self._answers.get(key)
+        if cached is not None:
+            return cached
+        doc: ClusterStateDoc = {"agents": [], "network": dcos_json.network_json(snap.network)}
+        body = self._with_agents(dcos_json.dumps(doc), snap.agents, snap.network)
+        self._remember(key, body)
+        return body
+
+    def watch_bytes(self, snap: Snapshot, since: int) -> bytes:
+        """A watch answer: the changes after ``since``, or the full state when we cannot tell."""
+        assert snap.network is not None
+        cached = self._answers.get(("watch", since, snap.revision))
+        if cached is not None:
+            return cached
+        if since == snap.revision:
+            touched: list[str] | None = []
+        elif since <= 0:
+            touched = None
+        else:
+            touched = self.changes.touched_since(since, snap.revision)
+        key = ("watch", since if touched is not None else 0, snap.revision)
+        cached = self._answers.get(key)
+        if cached is not None:
+            self._remember(("watch", since, snap.revision), cached)
+            return cached
+        if touched is None:
+            records, deleted = snap.agents, []
+        else:
+            present = {r.ip: r for r in snap.agents} if touched else {}
+            records = [present[ip] for ip in touched if ip in present]
+            deleted = [ip for ip in touched if ip not in present]
+        doc: WatchDoc = {
+            "agents": [],
+            "deleted": deleted,
+            "full": touched is None,
+            "network": dcos_json.network_json(snap.network),
+            "revision": snap.revision,
+        }
+        body = self._with_agents(dcos_json.dumps(doc), records, snap.network)
+        self._remember(key, body)
+        self._remember(("watch", since, snap.revision), body)
+        return body
+
+    def _with_agents(
+        self, empty: bytes, records: list[AgentRecord], network: NetworkConfig
+    ) -> bytes:
+        """``empty`` (a document dumped with ``"agents": []``), the records' bytes spliced in."""
+        assert empty.startswith(_AGENTS_HEAD + b"]"), "agents must sort first in the document"
+        agents = b",".join(self.agent_bytes(r, network) for r in records)
+        return _AGENTS_HEAD + agents + empty[len(_AGENTS_HEAD) :]
+
+    def _remember(self, key: tuple[str, int, int], body: bytes) -> None:
+        with self._lock:
+            if len(self._answers) > MAX_ANSWERS:
+                self._answers.clear()
+            self._answers[key] = body
