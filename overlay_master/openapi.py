@@ -97,8 +97,17 @@ EXTRA_SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "Readiness": {
         "type": "object",
-        "properties": {"ready": {"type": "boolean"}, "reason": {"type": "string"}},
-        "required": ["ready", "reason"],
+        "properties": {
+            "ready": {"type": "boolean"},
+            "reason": {"type": "string"},
+            "config_drift": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "how this replica's config file differs from the log "
+                "(the log's networks apply)",
+            },
+        },
+        "required": ["ready", "reason", "config_drift"],
         "additionalProperties": False,
     },
 }

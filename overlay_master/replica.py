@@ -32,6 +32,10 @@ class Replica(Protocol):
     def self_address(self) -> str:
         """This replica's Raft address, as the other replicas know it."""
 
+    @property
+    def drift(self) -> list[str]:
+        """How the config file this replica started with differs from the log (empty: not)."""
+
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start waking watchers on ``loop`` (the server's)."""
 

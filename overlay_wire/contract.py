@@ -137,6 +137,7 @@ class OverlayConfigDoc(TypedDict):
     prefix: NotRequired[int]
     subnet6: NotRequired[str]
     prefix6: NotRequired[int]
+    allow_from: NotRequired[list[str]]  # networks that may reach this one; left out when none
 
 
 class NetworkDoc(TypedDict):

@@ -19,7 +19,8 @@ from overlay_master.allocator import AgentRecord, ClusterState, Result
 from overlay_master.changes import CHANGE_LOG_CAPACITY, ChangeLog
 from overlay_master.encoding import Encoder, Snapshot
 from overlay_master.errors import NotReadyError
-from overlay_master.network import NetworkConfig, parse_network, to_plain
+from overlay_master.network import NetworkConfig, to_plain
+from overlay_master.validation import parse_network
 
 Fault = Literal["no_quorum", "timeout"] | None
 
@@ -39,6 +40,7 @@ class FakeNode:
         self.encoding = Encoder(self.changes)
         self.fault: Fault = None
         self.self_address = "127.0.0.1:7001"
+        self.drift: list[str] = []
         self.waiting = 0  # watchers parked in wait_revision_above (tests wait on this)
         self._changed: asyncio.Event | None = None
         if network is not None:

@@ -116,7 +116,7 @@ def test_probe_and_leader_documents(cluster: Cluster) -> None:
     schemas = document["components"]["schemas"]
     assert httpx.get(f"{replica.url}/healthz", timeout=10).json() == {"alive": True}
     ready = httpx.get(f"{replica.url}/readyz", timeout=10).json()
-    assert ready == {"ready": True, "reason": "ready"}
+    assert ready == {"ready": True, "reason": "ready", "config_drift": []}
     leader = httpx.get(f"{replica.url}/overlay-master/leader", timeout=10).json()
     assert set(leader) == set(schemas["Leader"]["required"])
     assert leader["self"] == replica.raft and leader["role"] in ("leader", "follower")

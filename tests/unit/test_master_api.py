@@ -235,7 +235,11 @@ async def test_no_network_config_yet_is_503_not_configured() -> None:
             assert answer.status_code == 503 and error(answer) == "not_configured"
             assert answer.headers["Retry-After"] == "1"
         ready = await client.get("/readyz")
-        assert ready.json() == {"ready": False, "reason": "no network config committed yet"}
+        assert ready.json() == {
+            "ready": False,
+            "reason": "no network config committed yet",
+            "config_drift": [],
+        }
 
 
 async def test_probes_leader_and_metrics() -> None:
@@ -243,7 +247,11 @@ async def test_probes_leader_and_metrics() -> None:
     async with serve(node) as client:
         await register(client, "10.0.0.1")
         assert (await client.get("/healthz")).json() == {"alive": True}
-        assert (await client.get("/readyz")).json() == {"ready": True, "reason": "ready"}
+        assert (await client.get("/readyz")).json() == {
+            "ready": True,
+            "reason": "ready",
+            "config_drift": [],
+        }
         leader = (await client.get(LEADER_PATH)).json()
         assert leader == {"leader": node.self_address, "self": node.self_address, "role": "leader"}
         metrics = await client.get("/metrics")
