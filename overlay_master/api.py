@@ -23,7 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from overlay_master import allocator, openapi
+from overlay_master import allocator, dcos_json, openapi
 from overlay_master.allocator import Rejected, Result
 from overlay_master.encoding import Snapshot
 from overlay_master.errors import NotReadyError
@@ -37,14 +37,23 @@ from overlay_master.http_edge import (
 )
 from overlay_master.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from overlay_master.metrics import Metrics
+from overlay_master.network_docs import network_doc, network_list
+from overlay_master.network_edits import parse_new_network
 from overlay_master.replica import Replica
-from overlay_master.schema import DeleteAgents, RegisterAgent, ReportStatus
+from overlay_master.schema import (
+    AddNetwork,
+    DeleteAgents,
+    RegisterAgent,
+    ReportStatus,
+    UpdateNetwork,
+)
 from overlay_master.watch import WatchFastPath
 from overlay_wire.contract import (
     AGENTS_PATH,
     DELETE_AGENTS_PATH,
     JSON,
     LEADER_PATH,
+    NETWORKS_PATH,
     REVISION_HEADER,
     STATE_PATH,
 )
@@ -53,7 +62,13 @@ __all__ = ["ApiSettings", "create_app"]
 
 AGENT_PATH = AGENTS_PATH + "/{ip:agent}"
 STATUS_PATH = AGENTS_PATH + "/{ip:agent}/status"
+NETWORK_PATH = NETWORKS_PATH + "/{name}"
 REJECTION_STATUS = {
+    "unknown_network": 404,
+    "network_exists": 409,
+    "network_overlap": 409,
+    "network_in_use": 409,
+    "invalid_network": 422,
     "vtep_exhausted": 409,
     "vtep6_exhausted": 409,
     "network_changed": 409,
@@ -72,6 +87,7 @@ FRAMEWORK_ERRORS = {
 
 Access = Literal["read", "write"]
 Handler = TypeVar("Handler", bound=Callable[..., Any])
+NetworkName = Annotated[str, Path(description="the network's name", max_length=64)]
 AgentIp = Annotated[
     str,
     Path(description="the agent's underlay IPv4 address", json_schema_extra={"format": "ipv4"}),
@@ -133,8 +149,10 @@ def create_app(
 
         return add
 
-    def answers(ok: str, *errors: int, access: Access) -> dict[int | str, dict[str, Any]]:
-        return openapi.responses(ok, *errors, secured=secured[access])
+    def answers(
+        ok: str, *errors: int, access: Access, success: int = 200
+    ) -> dict[int | str, dict[str, Any]]:
+        return openapi.responses(ok, *errors, secured=secured[access], success=success)
 
     async def linearizable(consistent: bool) -> Snapshot:
         if consistent:
@@ -202,6 +220,75 @@ def create_app(
         snap = node.snapshot()
         return _json(node.encoding.state_bytes(snap), snap.revision)
 
+    # -- networks ---------------------------------------------------------------------------
+
+    def one_network(name: str, snap: Snapshot) -> Response:
+        assert snap.network is not None
+        config = snap.network.overlay(name)
+        if config is None:
+            raise ApiError(404, "unknown_network", f"there is no network {name!r}")
+        return _doc(network_doc(config, snap.agents), snap.revision)
+
+    @route("GET", NETWORKS_PATH, answers("NetworkListDoc", 422, 503, access="read"), "read")
+    async def networks(consistent: bool = True) -> Response:
+        snap = await linearizable(consistent)
+        return _doc(network_list(snap), snap.revision)
+
+    @route("GET", NETWORK_PATH, answers("VirtualNetworkDoc", 404, 422, 503, access="read"), "read")
+    async def network(name: NetworkName, consistent: bool = True) -> Response:
+        return one_network(name, await linearizable(consistent))
+
+    @route(
+        "POST",
+        NETWORKS_PATH,
+        answers("VirtualNetworkDoc", 409, 422, 500, 503, access="write", success=201),
+        "write",
+    )
+    async def add_network(body: AddNetwork) -> Response:
+        plain = body.model_dump(mode="json", exclude_none=True)
+        known = node.network
+        if known is not None:  # a quick answer; the log checks again on the state it meets
+            _, problems, conflicts = parse_new_network(plain, known)
+            if problems or conflicts:
+                status = 422 if problems else 409
+                reason = (
+                    "invalid_network"
+                    if problems
+                    else ("network_exists" if conflicts[0].field == "name" else "network_overlap")
+                )
+                raise ApiError(status, reason, "; ".join(str(p) for p in problems or conflicts))
+        result = await write(allocator.add_network(plain))
+        assert isinstance(result, allocator.NetworkChanged)
+        answer = one_network(result.name, node.snapshot())
+        answer.status_code = 201
+        return answer
+
+    @route(
+        "PATCH",
+        NETWORK_PATH,
+        answers("VirtualNetworkDoc", 404, 422, 500, 503, access="write"),
+        "write",
+    )
+    async def update_network(name: NetworkName, body: UpdateNetwork) -> Response:
+        command = allocator.update_network(name, body.enabled, body.allow_from)
+        result = await write(command)
+        assert isinstance(result, allocator.NetworkChanged)
+        return one_network(result.name, node.snapshot())
+
+    @route(
+        "DELETE",
+        NETWORK_PATH,
+        answers("NetworkDeletedDoc", 404, 409, 422, 500, 503, access="write"),
+        "write",
+    )
+    async def delete_network(name: NetworkName, force: bool = False) -> Response:
+        result = await write(allocator.delete_network(name, force))
+        assert isinstance(result, allocator.NetworkChanged)
+        body = {"name": result.name, "revision": result.revision, "agents": list(result.agents)}
+        return _doc(body, result.revision)
+
+    # -- cluster ------------------------------------------------------------------------------
+
     @route("GET", LEADER_PATH, openapi.responses("Leader", revision=False))
     async def leader() -> Response:
         body = {"leader": node.leader(), "self": node.self_address, "role": node.role()}
@@ -268,6 +355,10 @@ def _error(
 
 class PrometheusText(Response):
     media_type = METRICS_CONTENT_TYPE
+
+
+def _doc(doc: Any, revision: int) -> Response:
+    return _json(dcos_json.dumps(doc), revision)
 
 
 def _json(body: bytes, revision: int) -> Response:

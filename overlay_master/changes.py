@@ -64,6 +64,8 @@ def changes(result: Result) -> list[tuple[int, tuple[str, ...]]]:
         return [(result.revision, (result.agent.ip,))]
     if isinstance(result, allocator.Deleted) and result.ips:
         return [(result.revision, result.ips)]
+    if isinstance(result, allocator.NetworkChanged) and result.changed:
+        return [(result.revision, result.agents)]
     if isinstance(result, allocator.Configured) and result.changed:
         return [(result.revision, ())]
     return []

@@ -24,7 +24,14 @@ from overlay_wire import contract
 
 BEARER = "bearer"
 REF = "#/components/schemas/"
-DOCUMENTS: tuple[type, ...] = (contract.ClusterStateDoc, contract.WatchDoc, contract.AgentDoc)
+DOCUMENTS: tuple[type, ...] = (
+    contract.ClusterStateDoc,
+    contract.WatchDoc,
+    contract.AgentDoc,
+    contract.NetworkListDoc,
+    contract.VirtualNetworkDoc,
+    contract.NetworkDeletedDoc,
+)
 IPV4: dict[str, Any] = {"type": "string", "format": "ipv4"}
 REVISION: dict[str, Any] = {"type": "integer", "minimum": 0}
 
@@ -40,11 +47,12 @@ REFINED: dict[tuple[str, str], dict[str, Any]] = {
 
 STATUS_TEXT = {
     401: "Missing or wrong bearer token (`unauthorized`).",
-    404: "The agent is not registered (`unknown_agent`).",
+    404: "The agent or network does not exist (`unknown_agent`, `unknown_network`).",
     405: "Method not allowed; `Allow` lists the methods of this path (`method_not_allowed`).",
     409: "In conflict with the current state: addresses exhausted (`vtep_exhausted`, "
     "`vtep6_exhausted`), a status report on an overlay the agent does not hold "
-    "(`unknown_overlay`).",
+    "(`unknown_overlay`), a network name taken (`network_exists`) or address space in use "
+    "(`network_overlap`), a network still in use (`network_in_use`).",
     422: "Bad input: a body, parameter or IP address that is not valid, or not valid JSON "
     "(`invalid_request`, `invalid_ip`, ...). `message` names the problem.",
     500: "The allocator rejected the command with an internal error (`internal_error`).",
@@ -159,19 +167,23 @@ def _type_schema(hint: Any, found: Callable[[type], None]) -> dict[str, Any]:
 
 
 def responses(
-    ok: str | None, *errors: int, secured: bool = False, revision: bool = True
+    ok: str | None,
+    *errors: int,
+    secured: bool = False,
+    revision: bool = True,
+    success: int = 200,
 ) -> dict[int | str, dict[str, Any]]:
-    """A route's answers: its 200 document and every error it can give (405 on every path)."""
+    """A route's answers: its success document and every error it can give (405 everywhere)."""
     answers: dict[int | str, dict[str, Any]] = {}
     if ok is not None:
-        answers[200] = {
-            "description": "OK",
+        answers[success] = {
+            "description": "Created" if success == 201 else "OK",
             "content": {contract.JSON: {"schema": {"$ref": REF + ok}}},
         }
         if revision:
-            answers[200]["headers"] = REVISION_HEADERS
+            answers[success]["headers"] = REVISION_HEADERS
         if ok == "AgentDoc":
-            answers[200]["links"] = AGENT_LINKS
+            answers[success]["links"] = AGENT_LINKS
     for status in sorted({*errors, 405, *((401,) if secured else ())}):
         answers[status] = error_response(status)
     return answers

@@ -44,3 +44,30 @@ class DeleteAgents(BaseModel):
     model_config = STRICT
 
     agents: list[AgentIp]
+
+
+class AddNetwork(BaseModel):
+    """A virtual network to add: the config file's overlay entry (docs/api.md, "Networks")."""
+
+    model_config = STRICT
+
+    name: str = Field(description="at most 13 characters; becomes m-<name>/d-<name>")
+    subnet: str | None = Field(default=None, description="IPv4 space, e.g. 10.10.0.0/16")
+    prefix: int | None = Field(default=None, description="each agent's IPv4 block, e.g. 24")
+    subnet6: str | None = Field(default=None, description="IPv6 space, e.g. fd01:c::/64")
+    prefix6: int | None = Field(default=None, description="each agent's IPv6 block, e.g. 80")
+    enabled: bool = True
+    allow_from: list[str] = Field(
+        default_factory=list, description="networks whose containers may reach this one's"
+    )
+
+
+class UpdateNetwork(BaseModel):
+    """Changes to a network: leave a field out to keep it."""
+
+    model_config = STRICT
+
+    enabled: bool | None = Field(default=None, description="false: no new allocations")
+    allow_from: list[str] | None = Field(
+        default=None, description="networks whose containers may reach this one's (replaces)"
+    )

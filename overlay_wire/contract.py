@@ -148,6 +148,46 @@ class NetworkDoc(TypedDict):
     vtep_mtu: NotRequired[int]
 
 
+class BlockUseDoc(TypedDict):
+    total: int
+    used: int
+    free: int
+
+
+class NetworkCapacityDoc(TypedDict):
+    blocks: NotRequired[BlockUseDoc]  # agent blocks of the IPv4 space
+    blocks6: NotRequired[BlockUseDoc]
+
+
+class VirtualNetworkDoc(TypedDict):
+    """``GET /overlay-master/networks/{name}``: one virtual network as the log holds it."""
+
+    name: str
+    enabled: bool
+    allow_from: list[str]  # networks whose containers may reach this one's
+    subnet: NotRequired[str]
+    prefix: NotRequired[int]
+    subnet6: NotRequired[str]
+    prefix6: NotRequired[int]
+    agents: list[str]  # agents holding a block, in registration order
+    capacity: NetworkCapacityDoc
+
+
+class NetworkListDoc(TypedDict):
+    """``GET /overlay-master/networks``."""
+
+    networks: list[VirtualNetworkDoc]
+    revision: int
+
+
+class NetworkDeletedDoc(TypedDict):
+    """``DELETE /overlay-master/networks/{name}``."""
+
+    name: str
+    revision: int
+    agents: list[str]  # agents whose block of it was freed
+
+
 class ClusterStateDoc(TypedDict):
     """``GET /overlay-master/state``."""
 
