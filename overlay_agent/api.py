@@ -21,6 +21,10 @@ class AgentView(Protocol):
 
     def ready(self) -> bool: ...
 
+    async def health(self) -> str | None:
+        """None while alive; otherwise why not."""
+        ...
+
 
 def create_app(agent: AgentView) -> FastAPI:
     app = FastAPI(title="overlay-agent", docs_url=None, redoc_url=None)
@@ -30,8 +34,11 @@ def create_app(agent: AgentView) -> FastAPI:
         return JSONResponse(agent.overlay_document())
 
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> JSONResponse:
+        problem = await agent.health()
+        if problem is None:
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "failing", "reason": problem}, status_code=503)
 
     @app.get("/readyz")
     def readyz() -> JSONResponse:
