@@ -84,6 +84,7 @@ class FakeKernel:
         self.gate.set()
         self.entered = threading.Event()  # set whenever observe() starts
         self._faults: list[_Fault] = []
+        self.refusals: dict[Operation, NetlinkFault] = {}
         self._observe_errors: list[str] = []
 
     # -- fault injection ---------------------------------------------------------------------
@@ -92,11 +93,18 @@ class FakeKernel:
         """Refuse the ``nth`` next operation of ``kind`` that reaches the kernel, once."""
         self._faults.append(_Fault(kind, nth, code, message))
 
+    def refuse(self, op: Operation, code: int, message: str = "") -> None:
+        """Refuse ``op`` (this very operation) every time, until ``refusals`` is cleared."""
+        self.refusals[op] = NetlinkFault(code, message)
+
     def fail_observe(self, reason: str) -> None:
         """Make the next ``observe()`` raise ``KernelError(reason)``."""
         self._observe_errors.append(reason)
 
     def _fault(self, op: Operation) -> None:
+        refusal = self.refusals.get(op)
+        if refusal is not None:
+            raise refusal
         for fault in self._faults:
             if isinstance(op, fault.kind):
                 fault.countdown -= 1
