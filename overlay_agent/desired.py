@@ -123,9 +123,11 @@ class DesiredNet:
         return bool(self.bridges)
 
     def route_overlay(self, route: Route) -> str | None:
-        """Which local overlay a peer route belongs to (for status attribution)."""
+        """Which local overlay a peer route belongs to (for status attribution): the one whose
+        address space holds the route's destination, a block of another agent."""
         for overlay in self.overlays:
-            if overlay.subnet is not None and route.dst.subnet_of(overlay.subnet):
+            space = _info_net(overlay) or overlay.subnet
+            if space is not None and route.dst.subnet_of(space):
                 return overlay.name
         return None
 

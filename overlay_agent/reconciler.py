@@ -200,7 +200,8 @@ def _statuses(
     shared = errors.get(None, [])
     result = {}
     for overlay in want.overlays:
-        problems = shared + errors.get(overlay.name, [])
+        # The same refusal comes back in every round of a pass: say it once.
+        problems = dict.fromkeys(shared + errors.get(overlay.name, []))
         if problems:
             result[overlay.name] = OverlayStatus(Status.FAILED, "; ".join(problems))
         elif converged:
