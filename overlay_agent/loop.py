@@ -102,12 +102,12 @@ class AgentLoop:
             return "the agent loop has not started"
         if self._task.done():
             return "the agent loop has stopped"
-        busy = self._busy()
-        if busy is not None:
-            return busy
+        if self._busy_since is not None:  # in a pass: judged by how long it has taken
+            return self._busy()
         loop = asyncio.get_running_loop()
         try:
-            await asyncio.wait_for(loop.run_in_executor(self._executor, _noop), HEALTH_TIMEOUT)
+            async with asyncio.timeout(HEALTH_TIMEOUT):
+                await loop.run_in_executor(self._executor, _noop)
         except TimeoutError:
             if self._busy_since is None:
                 return f"the kernel worker did not answer within {HEALTH_TIMEOUT:g}s"

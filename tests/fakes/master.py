@@ -41,7 +41,7 @@ class FakeMaster:
         self.requests: list[tuple[str, str, str]] = []  # (host, method, path) that got an answer
         self.reports: list[tuple[str, list[dict[str, Any]]]] = []
         self.watches: list[tuple[int, bool]] = []  # (since, full) of every watch answered
-        self._slots: dict[str, int] = {}
+        self.slots: dict[str, int] = {}  # ip -> n: the n-th agent to register
         self._log: list[tuple[int, str]] = []  # (revision, ip) of each change
         self._horizon = 0  # watches from before this revision get the whole state
         self._changed: asyncio.Event | None = None
@@ -53,7 +53,7 @@ class FakeMaster:
     ) -> dict[str, Any]:
         if ip in self.agents:
             return self.agents[ip]
-        slot = self._slots.setdefault(ip, len(self._slots) + 1)
+        slot = self.slots.setdefault(ip, len(self.slots) + 1)
         record = statedoc.record(ip, slot, self.overlays)
         for overlay in record["overlays"]:
             if not mesos_bridge:
@@ -127,7 +127,10 @@ class FakeMaster:
             if self._changed is None:
                 self._changed = asyncio.Event()
             try:
-                await asyncio.wait_for(self._changed.wait(), timeout)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancellation that
+                # arrives as the event fires, and the cancelled agent would watch again.
+                async with asyncio.timeout(timeout):
+                    await self._changed.wait()
             except TimeoutError:
                 self.watches.append((since, False))
                 return self._answer(self._delta(since, since))
