@@ -6,129 +6,27 @@ the master, liveness. Timers and backoff run on a virtual clock: nothing waits o
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
-import random
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from collections.abc import Callable, Coroutine
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from overlay_agent.client import Backoff, MasterClient
-from overlay_agent.desired import AgentOptions, Route
+from overlay_agent.desired import Route
 from overlay_agent.loop import AgentLoop
 from overlay_agent.metrics import Metrics
 from overlay_agent.plan import ReplaceRoute
-from overlay_agent.reconciler import Reconciler, Settings
-from tests.fakes.clock import VirtualClock
-from tests.fakes.kernel import FakeKernel
-from tests.fakes.master import URLS, FakeMaster
-from tests.fakes.nat import FakeNat
-from tests.netns import statedoc
+from tests.fakes.agent import CAP, ME, RESYNC, World, agent_ip, converged, eventually
+from tests.fakes.agent import fake_agent as world
 
 pytestmark = pytest.mark.unit
-
-ME = "192.0.2.11"
-RESYNC = 10.0
-CAP = 2.0
-
-
-def agent_ip(k: int) -> str:
-    return f"192.0.2.{10 + k}"
-
-
-@dataclass
-class World:
-    master: FakeMaster
-    kernel: FakeKernel
-    clock: VirtualClock
-    client: MasterClient
-    agent: AgentLoop
-    task: asyncio.Task[None]
-
-    def block(self, k: int) -> IPv4Network:
-        """Agent k's block: the master hands them out in registration order."""
-        return statedoc.block("9.0.0.0/8", 26, self.master.slots[agent_ip(k)] - 1)
-
-    def vtep(self, k: int) -> IPv4Address:
-        return statedoc.vtep_ip(self.master.slots[agent_ip(k)])
-
-    def routes(self) -> set[IPv4Network]:
-        return {r.dst for r in self.kernel.ns.observe(self.kernel.underlay_ip).routes}
-
-    async def tick(self) -> int:
-        """One resync period; returns once the pass it starts is over (its observation count)."""
-        before = self.kernel.observations
-        await self.clock.advance(RESYNC)
-        await eventually("a resync pass", lambda: self.kernel.observations > before and idle(self))
-        return self.kernel.observations
-
-
-def idle(world: World) -> bool:
-    return world.agent._busy_since is None and not world.agent._kick.is_set()
-
-
-async def eventually(what: str, check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.002)
-
-
-@contextlib.asynccontextmanager
-async def world(
-    tmp_path: Path, peers: tuple[int, ...] = (2, 3), **loop: Any
-) -> AsyncIterator[World]:
-    master = FakeMaster()
-    for k in peers:
-        master.register(agent_ip(k))
-    clock = VirtualClock()
-    client = MasterClient(
-        list(URLS),
-        transport=httpx.MockTransport(master.handle),
-        backoff=Backoff(base=0.1, cap=CAP, rng=random.Random(5)),
-        sleep=clock.sleep,
-    )
-    kernel = FakeKernel()
-    settings = Settings(AgentOptions(ip=IPv4Address(ME)), None, None, tmp_path / "data")
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernel")
-    agent = AgentLoop(
-        settings,
-        Reconciler(settings, kernel, FakeNat()),
-        client,
-        Metrics(),
-        resync=RESYNC,
-        executor=executor,
-        sleep=clock.sleep,
-        **loop,
-    )
-    task = asyncio.create_task(agent.run())
-    try:
-        yield World(master, kernel, clock, client, agent, task)
-    finally:
-        kernel.gate.set()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await client.aclose()
-        executor.shutdown(wait=True)
 
 
 def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(scenario())
-
-
-async def converged(w: World) -> None:
-    await eventually(
-        "the agent ready",
-        lambda: w.agent.ready() and w.agent.state.revision == w.master.revision and idle(w),
-    )
 
 
 def test_registers_then_follows_deltas_and_full_answers(tmp_path: Path) -> None:
