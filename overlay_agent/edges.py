@@ -1,7 +1,7 @@
 """The three edges a reconcile pass drives, as Protocols: the kernel (``netlink.Kernel``), egress
 NAT (``nat.Nat``) and the Docker Engine (``docker.Docker``).
 
-``Reconciler`` and ``AgentLoop`` depend on these, not on the concrete classes, so that a test can
+``Reconciler`` (and so ``AgentLoop``) depends on these, not on the concrete classes, so a test can
 drive them with in-memory fakes (tests/fakes/) while the real edges stay in the netns tests.
 Every edge counts its writes (netlink messages, sysctls, nft transactions, Docker requests): a
 pass with nothing to do must write nothing, and that is how it is checked.
