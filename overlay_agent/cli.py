@@ -21,10 +21,11 @@ from overlay_agent.client import MasterClient
 from overlay_agent.desired import AgentOptions
 from overlay_agent.docker import DEFAULT_SOCKET, Docker
 from overlay_agent.errors import AgentError, ConfigError
+from overlay_agent.loop import AgentLoop
 from overlay_agent.metrics import Metrics
 from overlay_agent.nat import Nat
 from overlay_agent.netlink import Kernel
-from overlay_agent.reconciler import AgentLoop, Reconciler, Settings
+from overlay_agent.reconciler import Reconciler, Settings
 from overlay_wire.contract import DEFAULT_VXLAN_PORT
 
 log = logging.getLogger("overlay_agent")
@@ -142,9 +143,13 @@ def _token(path: Path | None) -> str | None:
     if path is None:
         return None
     try:
-        return path.read_text().strip() or None
+        token = path.read_text().strip()
     except OSError as e:
         raise ConfigError(f"--token-file: {e}") from e
+    if not token:
+        # The masters refuse an empty token file too: "no token" is said by leaving the flag out.
+        raise ConfigError(f"--token-file: {path} is empty")
+    return token
 
 
 def _host_port(text: str) -> tuple[str, int]:

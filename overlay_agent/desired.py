@@ -21,10 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
+from overlay_agent.addresses import Claims, interface, ipv4, ipv4_net, within
+
+# Re-exported: bench/agent_reconcile.py resets the parser memos through this module.
+from overlay_agent.addresses import forget_parsed as forget_parsed  # noqa: PLC0414
+from overlay_agent.addresses import mac as parse_mac
 from overlay_agent.errors import StateError
 from overlay_wire.contract import DEFAULT_VXLAN_PORT, VNI, VTEP_NAME
 
@@ -119,9 +123,11 @@ class DesiredNet:
         return bool(self.bridges)
 
     def route_overlay(self, route: Route) -> str | None:
-        """Which local overlay a peer route belongs to (for status attribution)."""
+        """Which local overlay a peer route belongs to (for status attribution): the one whose
+        address space holds the route's destination, a block of another agent."""
         for overlay in self.overlays:
-            if overlay.subnet is not None and route.dst.subnet_of(overlay.subnet):
+            space = _info_net(overlay) or overlay.subnet
+            if space is not None and route.dst.subnet_of(space):
                 return overlay.name
         return None
 
@@ -164,7 +170,7 @@ def _agents(state: Mapping[str, Any]) -> dict[IPv4Address, Mapping[str, Any]]:
         raise StateError("'agents' must be a list")
     agents: dict[IPv4Address, Mapping[str, Any]] = {}
     for record in records:
-        ip = _ipv4(record.get("ip")) if isinstance(record, Mapping) else None
+        ip = ipv4(record.get("ip")) if isinstance(record, Mapping) else None
         if ip is not None and ip not in agents:
             agents[ip] = record
     return agents
@@ -186,7 +192,7 @@ def _vtep(
             continue
         try:
             address = IPv4Interface(str(backend["vtep_ip"]))
-            mac = _mac(str(backend["vtep_mac"]))
+            mac = parse_mac(str(backend["vtep_mac"]))
         except (KeyError, ValueError) as e:
             raise StateError(f"our VXLAN backend is malformed: {backend!r}") from e
         return Vtep(
@@ -206,7 +212,7 @@ def _local_overlay(
     name = str(_info(overlay).get("name", ""))
     if not name:
         raise StateError(f"one of our overlays has no name: {overlay!r}")
-    subnet = _ipv4_net(overlay.get("subnet"))
+    subnet = ipv4_net(overlay.get("subnet"))
     mtu = vtep.mtu if vtep is not None else DEFAULT_UNDERLAY_MTU - VXLAN_OVERHEAD
     mesos = _bridge(overlay, "mesos_bridge", name, mtu) if options.mesos_bridge else None
     docker = _bridge(overlay, "docker_bridge", name, mtu) if options.docker_bridge else None
@@ -217,7 +223,7 @@ def _bridge(overlay: Mapping[str, Any], key: str, name: str, mtu: int) -> Bridge
     spec = overlay.get(key)
     if not isinstance(spec, Mapping):
         return None
-    half = _ipv4_net(spec.get("ip"))
+    half = ipv4_net(spec.get("ip"))
     if half is None or half.num_addresses < 4:
         return None
     gateway = IPv4Interface((half.network_address + 1, half.prefixlen))
@@ -233,7 +239,7 @@ def _peers(
     if vtep is None:
         return frozenset(), frozenset(), frozenset()
     shared = {lo.name: _info_net(lo) for lo in local if lo.subnet is not None}
-    claims = _Claims(n for lo in local for n in _own_nets(lo))
+    claims = Claims(n for lo in local for n in _own_nets(lo))
     own_ip = vtep.address.ip  # a property that builds a new address on every call
     neighbours: dict[IPv4Address, Neighbour] = {}
     fdb: dict[str, FdbEntry] = {}
@@ -258,43 +264,6 @@ def _peers(
     return frozenset(neighbours.values()), frozenset(fdb.values()), frozenset(routes)
 
 
-class _Claims:
-    """Networks already taken; overlap tests in O(prefix length), not O(claims).
-
-    Networks are handled as (address int, prefix) pairs: two networks overlap exactly when one
-    is a supernet of (or equal to) the other. A new network is inside a claim if one of its
-    supernets at a claimed prefix length is claimed (few lengths: usually one per overlay); a
-    claim is inside it if it is one of the supernets of a claim (``_covering``).
-    """
-
-    def __init__(self, nets: Iterable[IPv4Network]) -> None:
-        self._claimed: set[tuple[int, int]] = set()
-        self._lengths: set[int] = set()  # prefix lengths of the claims
-        self._covering: set[tuple[int, int]] = set()  # every supernet of (and including) a claim
-        for net in nets:
-            self.add(net)
-
-    def add(self, net: IPv4Network) -> None:
-        address, length = _key(net)
-        self._claimed.add((address, length))
-        self._lengths.add(length)
-        masks = _MASKS[: length + 1]
-        self._covering.update(zip(map(address.__and__, masks), range(length + 1), strict=True))
-
-    def overlaps(self, net: IPv4Network) -> bool:
-        address, length = _key(net)
-        return (address, length) in self._covering or any(
-            (address & _MASKS[p], p) in self._claimed for p in self._lengths if p <= length
-        )
-
-
-def _key(net: IPv4Network) -> tuple[int, int]:
-    return int(net.network_address), net.prefixlen
-
-
-_MASKS = tuple((0xFFFFFFFF << (32 - p)) & 0xFFFFFFFF for p in range(33))  # netmask by prefix
-
-
 def _own_nets(overlay: LocalOverlay) -> Iterable[IPv4Network]:
     if overlay.subnet is not None:
         yield overlay.subnet
@@ -316,18 +285,18 @@ def _peer(
         if not isinstance(overlay, Mapping):
             continue
         name = str(_info(overlay).get("name", ""))
-        subnet = _ipv4_net(overlay.get("subnet"))
+        subnet = ipv4_net(overlay.get("subnet"))
         if name not in shared or subnet is None:
             continue
-        if not _within(subnet, shared[name] or subnet):
+        if not within(subnet, shared[name] or subnet):
             continue
         backend = backend or _vxlan(overlay)
         nets.append(subnet)
     if backend is None or not nets:
         return None
     try:
-        address = _interface(str(backend["vtep_ip"]))
-        mac = _mac(str(backend["vtep_mac"]))
+        address = interface(str(backend["vtep_ip"]))
+        mac = parse_mac(str(backend["vtep_mac"]))
     except (KeyError, ValueError):
         return None
     ip = address.ip
@@ -337,7 +306,7 @@ def _peer(
 
 
 def _info_net(overlay: LocalOverlay) -> IPv4Network | None:
-    return _ipv4_net(_info(overlay.record).get("subnet"))
+    return ipv4_net(_info(overlay.record).get("subnet"))
 
 
 def _masquerade(state: Mapping[str, Any], local: Sequence[LocalOverlay]) -> Masquerade | None:
@@ -356,7 +325,7 @@ def _masquerade(state: Mapping[str, Any], local: Sequence[LocalOverlay]) -> Masq
         net
         for o in configured
         if isinstance(o, Mapping)
-        for net in [_ipv4_net(o.get("subnet"))]
+        for net in [ipv4_net(o.get("subnet"))]
         if net is not None
     }
     return Masquerade(sources=sources, overlays=frozenset(overlays | sources))
@@ -371,60 +340,3 @@ def _vxlan(overlay: Mapping[str, Any]) -> Mapping[str, Any] | None:
     backend = overlay.get("backend")
     vxlan = backend.get("vxlan") if isinstance(backend, Mapping) else None
     return vxlan if isinstance(vxlan, Mapping) else None
-
-
-def _within(net: IPv4Network, outer: IPv4Network) -> bool:
-    """``net.subnet_of(outer)`` in integer arithmetic (several times cheaper)."""
-    mask = int(outer.netmask)
-    return net.prefixlen >= outer.prefixlen and int(net.network_address) & mask == int(
-        outer.network_address
-    )
-
-
-# The parsers below are memoised: the same strings come back on every pass (thousands of peers,
-# every resync period), and parsing them with ``ipaddress`` was a large share of a pass. They are
-# pure, and the values they return are immutable, so sharing them changes nothing.
-PARSE_CACHE = 1 << 14
-
-
-def _ipv4(text: object) -> IPv4Address | None:
-    return _parse_address(str(text).split(":")[0])
-
-
-@lru_cache(maxsize=PARSE_CACHE)
-def _parse_address(text: str) -> IPv4Address | None:
-    try:
-        return IPv4Address(text)
-    except ValueError:
-        return None
-
-
-def _ipv4_net(text: object) -> IPv4Network | None:
-    return _parse_net(text) if isinstance(text, str) else None
-
-
-@lru_cache(maxsize=PARSE_CACHE)
-def _parse_net(text: str) -> IPv4Network | None:
-    try:
-        return IPv4Network(text, strict=False)
-    except ValueError:
-        return None
-
-
-@lru_cache(maxsize=PARSE_CACHE)
-def _interface(text: str) -> IPv4Interface:
-    return IPv4Interface(text)
-
-
-@lru_cache(maxsize=PARSE_CACHE)
-def _mac(text: str) -> str:
-    parts = text.split(":")
-    if len(parts) != 6 or not all(len(p) == 2 for p in parts):
-        raise ValueError(f"not a MAC address: {text!r}")
-    return ":".join(f"{int(p, 16):02x}" for p in parts)
-
-
-def forget_parsed() -> None:
-    """Empty the parser memos, as in a fresh process (benchmarks of a first pass use this)."""
-    for memo in (_parse_address, _parse_net, _interface, _mac):
-        memo.cache_clear()

@@ -52,6 +52,7 @@ from overlay_agent.plan import (
     ReplaceNeighbour,
     ReplaceRoute,
     SetLink,
+    describe,
 )
 from overlay_wire.contract import VTEP_NAME, is_bridge_name
 
@@ -149,11 +150,6 @@ class Kernel:
 
     # -- apply -------------------------------------------------------------------------------
 
-    def apply(self, op: Operation) -> None:
-        """Apply one operation; raise ``KernelError`` naming it if the kernel refuses."""
-        for _, error in self.apply_all([op]):
-            raise error
-
     def apply_all(self, ops: Sequence[Operation]) -> list[tuple[Operation, KernelError]]:
         """Apply ``ops`` in order; every one is tried. Returns the refused ones with the reason.
 
@@ -209,7 +205,7 @@ class Kernel:
             self.writes += len(sendable)
         for op, (code, message) in zip(sendable, results, strict=True):
             if code and code not in _TOLERATED.get(type(op), ()):
-                failures.append((op, KernelError(f"{_describe(op)}: {os.strerror(code)}{message}")))
+                failures.append((op, KernelError(f"{describe(op)}: {os.strerror(code)}{message}")))
         return failures
 
     def _delete_address(self, op: DeleteAddress) -> None:
@@ -364,24 +360,6 @@ def _request(op: PeerOperation, vtep: int) -> bulk.Request:
 
 def _failure(op: Operation, e: Exception) -> KernelError:
     """``e`` as a ``KernelError`` naming the operation it stopped."""
-    error = KernelError(f"{_describe(op)}: {e}")
+    error = KernelError(f"{describe(op)}: {e}")
     error.__cause__ = e
     return error
-
-
-def _describe(op: Operation) -> str:
-    match op:
-        case ReplaceFdb(entry):
-            return f"adding FDB {entry.mac} -> {entry.dst}"
-        case ReplaceNeighbour(n):
-            return f"adding neighbour {n.ip} -> {n.mac}"
-        case ReplaceRoute(r):
-            return f"adding route {r.dst} via {r.via}"
-        case DeleteRoute(r):
-            return f"deleting route {r.dst}"
-        case CreateVtep(v):
-            return f"creating {v.name} (VNI {v.vni}, port {v.port}, MAC {v.mac})"
-        case CreateBridge(b):
-            return f"creating bridge {b.name}"
-        case _:
-            return repr(op)

@@ -249,3 +249,22 @@ def _net_key(net: IPv4Network) -> tuple[int, int]:
 
 def _route_key(route: ObservedRoute) -> tuple[int, ...]:
     return (*_net_key(route.dst), int(route.via or 0), route.oif or 0)
+
+
+def describe(op: Operation) -> str:
+    """An operation in words, for error messages (``repr`` for the rare ones)."""
+    match op:
+        case ReplaceFdb(entry):
+            return f"adding FDB {entry.mac} -> {entry.dst}"
+        case ReplaceNeighbour(n):
+            return f"adding neighbour {n.ip} -> {n.mac}"
+        case ReplaceRoute(r):
+            return f"adding route {r.dst} via {r.via}"
+        case DeleteRoute(r):
+            return f"deleting route {r.dst}"
+        case CreateVtep(v):
+            return f"creating {v.name} (VNI {v.vni}, port {v.port}, MAC {v.mac})"
+        case CreateBridge(b):
+            return f"creating bridge {b.name}"
+        case _:
+            return repr(op)

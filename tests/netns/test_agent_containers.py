@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 from overlay_agent.api import create_app
 from overlay_agent.cluster import ClusterState
 from overlay_agent.metrics import Metrics
-from overlay_agent.reconciler import Outcome, agent_document
+from overlay_agent.reconciler import Outcome
+from overlay_agent.view import agent_document
 from tests import statedoc
 from tests.netns.harness import LocalAgent, cluster, local_agent
 from tests.netns.topology import Bed, add_container, sh, wait_for
@@ -39,6 +40,9 @@ class View:
 
     def ready(self) -> bool:
         return self.outcome.converged
+
+    async def health(self) -> str | None:
+        return None
 
 
 @pytest.fixture

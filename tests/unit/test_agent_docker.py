@@ -3,7 +3,6 @@ Docker (httpx.MockTransport); plus the agent's choice of daemon."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
@@ -32,6 +31,7 @@ from overlay_agent.errors import ConfigError
 from overlay_agent.observed import ObservedLink, ObservedNet
 from overlay_agent.plan import DeleteLink, plan
 from tests import statedoc
+from tests.fakes.docker import FakeEngine, docker_edge
 
 pytestmark = pytest.mark.unit
 
@@ -168,52 +168,13 @@ def test_hand_over_reports_a_created_bridge_missing_from_our_namespace() -> None
 # -- the Engine API, in memory ---------------------------------------------------------------
 
 
-class FakeEngine:
-    """Just enough of the Docker Engine's network API to drive ``Docker``."""
-
-    def __init__(self) -> None:
-        self.networks: dict[str, dict[str, Any]] = {}
-        self.calls: list[tuple[str, str]] = []
-        self.busy: set[str] = set()  # names with containers attached: removal refused
-        self.down = False
-
-    def add(self, body: dict[str, Any]) -> str:
-        nid = f"id{len(self.calls)}{body['Name']}"
-        self.networks[nid] = {"Id": nid, "Driver": body.get("Driver", "bridge"), **body}
-        return nid
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        if self.down:
-            raise httpx.ConnectError("connection refused", request=request)
-        method, path = request.method, request.url.path
-        self.calls.append((method, path))
-        if (method, path) == ("GET", "/networks"):
-            return httpx.Response(200, json=list(self.networks.values()))
-        if (method, path) == ("POST", "/networks/create"):
-            body = json.loads(request.content)
-            if any(n["Name"] == body["Name"] for n in self.networks.values()):
-                return httpx.Response(409, json={"message": f"network {body['Name']} exists"})
-            return httpx.Response(201, json={"Id": self.add(body), "Warning": ""})
-        if method == "DELETE" and path.startswith("/networks/"):
-            nid = path.rsplit("/", 1)[1]
-            if self.networks[nid]["Name"] in self.busy:
-                return httpx.Response(403, json={"message": "network has active endpoints"})
-            del self.networks[nid]
-            return httpx.Response(204)
-        return httpx.Response(404, json={"message": "page not found"})
-
-    def writes(self) -> list[tuple[str, str]]:
-        return [c for c in self.calls if c[0] != "GET"]
-
-
 @pytest.fixture
 def engine() -> FakeEngine:
     return FakeEngine()
 
 
 def docker(engine: FakeEngine) -> Docker:
-    http = httpx.Client(transport=httpx.MockTransport(engine.handle), base_url="http://docker")
-    return Docker("unix:///fake/docker.sock", http)
+    return docker_edge(engine)
 
 
 def test_ensure_creates_then_a_second_pass_writes_nothing(engine: FakeEngine) -> None:

@@ -33,9 +33,11 @@ PURE = {
     "overlay_master.pool",
     "overlay_master.records",
     "overlay_master.validation",
+    "overlay_agent.addresses",
     "overlay_agent.cluster",
     "overlay_agent.desired",
     "overlay_agent.errors",
+    "overlay_agent.isolation",
     "overlay_agent.observed",
     "overlay_agent.plan",
 }

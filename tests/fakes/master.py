@@ -1,0 +1,182 @@
+"""overlay-master's agent-facing HTTP API in memory (docs/api.md), to drive ``MasterClient``
+through ``httpx.MockTransport(master.handle)``.
+
+Records are the ones a master hands out (tests/netns/statedoc.py: the n-th agent to register gets
+VTEP n and block n - 1 of each overlay; a deleted agent that comes back gets its slot again).
+Every change bumps the revision. A watch answer is the whole state when ``since`` is 0 or older
+than the changes kept (``compact``), else the changes since ``since``; with nothing new it waits
+until something changes or ``timeout`` passes (on the event loop: no thread, no wall-clock sleep
+unless a test leaves it waiting). A status report sets the overlays' ``state`` (a new revision if
+it changed anything). Replicas can be unreachable (``down``) or answer 503 + ``Retry-After``
+(``unavailable``), by host name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from ipaddress import IPv4Address
+from typing import Any
+
+import httpx
+
+from overlay_wire.contract import AGENTS_PATH, REVISION_HEADER, STATUSES, WATCH_PATH
+from tests import statedoc
+
+URLS = ("http://m1:8080", "http://m2:8080")
+
+
+class FakeMaster:
+    def __init__(
+        self, overlays: list[tuple[str, str, int]] | None = None, token: str | None = None
+    ) -> None:
+        self.overlays = overlays
+        self.network: dict[str, Any] = statedoc.state([], overlays)["network"]
+        self.token = token
+        self.revision = 1
+        self.agents: dict[str, dict[str, Any]] = {}
+        self.down: set[str] = set()  # host names refusing connections
+        self.unavailable: set[str] = set()  # host names answering 503
+        self.requests: list[tuple[str, str, str]] = []  # (host, method, path) that got an answer
+        self.reports: list[tuple[str, list[dict[str, Any]]]] = []
+        self.watches: list[tuple[int, bool]] = []  # (since, full) of every watch answered
+        self.slots: dict[str, int] = {}  # ip -> n: the n-th agent to register
+        self._log: list[tuple[int, str]] = []  # (revision, ip) of each change
+        self._horizon = 0  # watches from before this revision get the whole state
+        self._changed: asyncio.Event | None = None
+
+    # -- what an operator or another agent does ------------------------------------------------
+
+    def register(
+        self, ip: str, mesos_bridge: bool = True, docker_bridge: bool = True
+    ) -> dict[str, Any]:
+        if ip in self.agents:
+            return self.agents[ip]
+        slot = self.slots.setdefault(ip, len(self.slots) + 1)
+        record = statedoc.record(ip, slot, self.overlays)
+        for overlay in record["overlays"]:
+            if not mesos_bridge:
+                del overlay["mesos_bridge"]
+            if not docker_bridge:
+                del overlay["docker_bridge"]
+        self.agents[ip] = record
+        self._change(ip)
+        return record
+
+    def delete(self, ip: str) -> None:
+        del self.agents[ip]
+        self._change(ip)
+
+    def compact(self) -> None:
+        """Forget the changes so far: every older ``since`` gets the whole state."""
+        self._horizon = self.revision
+
+    def outage(self, down: bool = True) -> None:
+        """Every replica unreachable (or back); long-polls in flight are cut off."""
+        self.down = {httpx.URL(u).host for u in URLS} if down else set()
+        if down:
+            self._wake()
+
+    def state(self) -> dict[str, Any]:
+        return {"agents": [self.agents[ip] for ip in sorted(self.agents)], "network": self.network}
+
+    def _change(self, ip: str) -> None:
+        self.revision += 1
+        self._log.append((self.revision, ip))
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    # -- HTTP ----------------------------------------------------------------------------------
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        if host in self.down:
+            raise httpx.ConnectError("connection refused", request=request)
+        if host in self.unavailable:
+            return _error(503, "no_quorum", "no leader", {"Retry-After": "1"})
+        writes = request.method in ("POST", "PUT")
+        if writes and self.token and request.headers.get("authorization") != f"Bearer {self.token}":
+            return _error(401, "unauthorized", "missing or wrong token")
+        path = request.url.path
+        self.requests.append((host, request.method, path))
+        if (request.method, path) == ("POST", AGENTS_PATH):
+            return self._register(json.loads(request.content))
+        if (request.method, path) == ("GET", WATCH_PATH):
+            since = int(request.url.params["since"])
+            return await self._watch(host, since, float(request.url.params.get("timeout", "30")))
+        parts = path.removeprefix(AGENTS_PATH + "/").split("/")
+        if request.method == "PUT" and len(parts) == 2 and parts[1] == "status":
+            return self._status(parts[0], json.loads(request.content))
+        return _error(404, "not_found", f"no route {request.method} {path}")
+
+    def _register(self, body: dict[str, Any]) -> httpx.Response:
+        try:
+            ip = str(IPv4Address(body["ip"]))
+        except (KeyError, ValueError):
+            return _error(422, "invalid", f"bad ip in {body!r}")
+        record = self.register(ip, body.get("mesos_bridge", True), body.get("docker_bridge", True))
+        return self._answer(record)
+
+    async def _watch(self, host: str, since: int, timeout: float) -> httpx.Response:
+        if since >= self.revision:
+            if self._changed is None:
+                self._changed = asyncio.Event()
+            try:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancellation that
+                # arrives as the event fires, and the cancelled agent would watch again.
+                async with asyncio.timeout(timeout):
+                    await self._changed.wait()
+            except TimeoutError:
+                self.watches.append((since, False))
+                return self._answer(self._delta(since, since))
+            if host in self.down:  # the replica died under the long-poll
+                raise httpx.RemoteProtocolError("server disconnected without a response")
+        full = since < self._horizon or since == 0
+        self.watches.append((since, full))
+        if full:
+            head = {"revision": self.revision, "full": True, "network": self.network}
+            return self._answer({**head, "agents": self.state()["agents"], "deleted": []})
+        return self._answer(self._delta(since, self.revision))
+
+    def _delta(self, since: int, revision: int) -> dict[str, Any]:
+        touched = sorted({ip for rev, ip in self._log if since < rev <= revision})
+        return {
+            "revision": revision,
+            "full": False,
+            "network": self.network,
+            "agents": [self.agents[ip] for ip in touched if ip in self.agents],
+            "deleted": [ip for ip in touched if ip not in self.agents],
+        }
+
+    def _status(self, ip: str, body: dict[str, Any]) -> httpx.Response:
+        record = self.agents.get(ip)
+        if record is None:
+            return _error(404, "unknown_agent", f"no agent {ip}")
+        reports = body.get("overlays", [])
+        self.reports.append((ip, copy.deepcopy(reports)))
+        by_name = {o["info"]["name"]: o for o in record["overlays"]}
+        changed = False
+        for report in reports:
+            overlay = by_name.get(report.get("name"))
+            if overlay is None or report.get("status") not in STATUSES:
+                return _error(422, "unknown_overlay", f"bad report {report!r}")
+            state = {k: report[k] for k in ("status", "error") if k in report}
+            changed |= overlay.get("state") != state
+            overlay["state"] = state
+        if changed:
+            self._change(ip)
+        return self._answer(record)
+
+    def _answer(self, body: dict[str, Any]) -> httpx.Response:
+        return httpx.Response(200, json=body, headers={REVISION_HEADER: str(self.revision)})
+
+
+def _error(
+    status: int, reason: str, message: str, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    return httpx.Response(status, json={"error": reason, "message": message}, headers=headers)

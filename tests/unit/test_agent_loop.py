@@ -1,0 +1,209 @@
+"""AgentLoop against a fake master (tests/fakes/master.py, served to the real MasterClient through
+httpx.MockTransport) and the in-memory edges: registration, watch deltas and full answers, master
+loss with backoff, status reports only on change, readiness of the latest revision, deletion on
+the master, liveness. Timers and backoff run on a virtual clock: nothing waits on wall time."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import time
+from collections.abc import Callable, Coroutine
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from overlay_agent.desired import Route
+from overlay_agent.loop import AgentLoop
+from overlay_agent.metrics import Metrics
+from overlay_agent.plan import ReplaceRoute
+from tests.fakes.agent import CAP, ME, RESYNC, World, agent_ip, converged, eventually
+from tests.fakes.agent import fake_agent as world
+
+pytestmark = pytest.mark.unit
+
+
+def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(scenario())
+
+
+def test_registers_then_follows_deltas_and_full_answers(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with world(tmp_path) as w:
+            await converged(w)
+            assert ME in w.master.agents and w.routes() == {w.block(2), w.block(3)}
+            assert w.master.watches[0] == (0, True)  # the first answer is the whole state
+            w.master.register(agent_ip(4))
+            await converged(w)
+            assert w.routes() == {w.block(2), w.block(3), w.block(4)}
+            w.master.delete(agent_ip(2))
+            await converged(w)
+            assert w.routes() == {w.block(3), w.block(4)}
+            assert all(not full for _, full in w.master.watches[1:])  # deltas since
+            # Changes the agent missed while away, older than what the master keeps: it gets
+            # the whole state again, and what is no longer in it goes.
+            w.master.outage()
+            w.master.register(agent_ip(5))
+            w.master.delete(agent_ip(3))
+            w.master.compact()
+            w.master.outage(False)
+            await w.clock.advance(CAP)
+            await converged(w)
+            assert w.master.watches[-1][1] and w.routes() == {w.block(4), w.block(5)}
+
+    run(scenario)
+
+
+def test_master_loss_keeps_the_data_plane_and_retries_with_backoff(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with world(tmp_path) as w:
+            await converged(w)
+            await eventually("the first report", lambda: len(w.master.reports) == 1)
+            tables, writes = w.kernel.ns.observe(IPv4Address(ME)), w.kernel.writes
+            w.master.outage()
+            await eventually("a failed watch", lambda: w.client.failures >= 1)
+            for _ in range(5):
+                await w.tick()  # passes keep running on the last state
+            assert w.client.failures >= 5
+            assert all(0 <= s <= CAP for s in w.clock.slept if s != RESYNC)  # capped backoff
+            assert (w.kernel.ns.observe(IPv4Address(ME)), w.kernel.writes) == (tables, writes)
+            assert w.agent.ready()  # the kernel matches the latest state the agent has
+            assert len(w.master.reports) == 1  # nothing changed: nothing to report
+
+            w.master.outage(False)
+            w.master.unavailable = {"m1", "m2"}  # up, but without a leader: 503 + Retry-After
+            failures = w.client.failures
+            await w.clock.advance(CAP)
+            await eventually("503 answers", lambda: w.client.failures > failures)
+            assert w.clock.slept[-1] >= 1.0  # the master's Retry-After
+            w.master.unavailable.clear()
+            w.master.register(agent_ip(4))
+            await w.clock.advance(CAP)
+            await converged(w)
+            assert w.routes() == {w.block(2), w.block(3), w.block(4)}
+
+    run(scenario)
+
+
+def test_status_is_reported_only_when_it_changes(tmp_path: Path) -> None:
+    ok = [{"name": "dcos", "status": "STATUS_OK"}]
+
+    async def scenario() -> None:
+        async with world(tmp_path) as w:
+            await converged(w)
+            route = Route(w.block(2), w.vtep(2))
+            await eventually("a report", lambda: len(w.master.reports) == 1)
+            assert w.master.reports == [(ME, ok)]
+            for _ in range(3):
+                await w.tick()
+            assert len(w.master.reports) == 1
+            w.kernel.refuse(ReplaceRoute(route), errno.ENOBUFS)
+            w.kernel.ns.route_del(route.dst)
+            await w.tick()
+            await eventually("a second report", lambda: len(w.master.reports) == 2)
+            error = f"adding route {route.dst} via {route.via}: No buffer space available"
+            failed = {"status": "STATUS_FAILED", "error": error}
+            assert w.master.reports[-1] == (ME, [{"name": "dcos", **failed}])
+            assert w.master.agents[ME]["overlays"][0]["state"] == failed
+            await w.tick()
+            assert len(w.master.reports) == 2 and not w.agent.ready()
+            w.kernel.refusals.clear()
+            await w.tick()
+            await eventually("a third report", lambda: len(w.master.reports) == 3)
+            assert w.master.reports[-1] == (ME, ok)
+            await converged(w)
+
+    run(scenario)
+
+
+def test_readiness_follows_the_latest_revision(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with world(tmp_path) as w:
+            await converged(w)
+            w.kernel.entered.clear()
+            w.kernel.gate.clear()  # the next pass stops in observe()
+            w.master.register(agent_ip(4))
+            await eventually("the new state", lambda: w.agent.state.revision == w.master.revision)
+            await eventually("the pass started", w.kernel.entered.is_set)
+            assert not w.agent.ready()  # converged, but on an older revision
+            w.kernel.gate.set()
+            await converged(w)
+            assert w.block(4) in w.routes()
+
+    run(scenario)
+
+
+def test_deleted_on_the_master_leaves_the_kernel_alone_and_is_not_ready(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with world(tmp_path) as w:
+            await converged(w)
+            tables, writes = w.kernel.ns.observe(IPv4Address(ME)), w.kernel.writes
+            w.master.delete(ME)
+            await eventually(
+                "a pass without our record",
+                lambda: w.agent.outcome is not None and not w.agent.outcome.registered,
+            )
+            assert not w.agent.ready()
+            await w.tick()
+            assert (w.kernel.ns.observe(IPv4Address(ME)), w.kernel.writes) == (tables, writes)
+
+    run(scenario)
+
+
+def test_a_pass_that_raises_is_retried_after_a_pause(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with world(tmp_path) as w:
+            await converged(w)
+            w.kernel.fail_observe("netlink socket closed")
+            await w.clock.advance(RESYNC)
+            await eventually(
+                "the error counted",
+                lambda: (
+                    w.agent.metrics.registry.get_sample_value(
+                        "overlay_agent_reconciles_total", {"result": "error"}
+                    )
+                    == 1
+                ),
+            )
+            await w.clock.advance(1.0)
+            await converged(w)
+
+    run(scenario)
+
+
+def test_health_follows_the_loop_and_the_kernel_worker(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with world(tmp_path, stuck_after=0.05) as w:
+            await converged(w)
+            assert await w.agent.health() is None
+            w.kernel.entered.clear()
+            w.kernel.gate.clear()
+            await w.clock.advance(RESYNC)
+            await eventually("the pass started", w.kernel.entered.is_set)
+            await until_health(w, lambda h: h is not None and "in one pass for" in h)
+            w.kernel.gate.set()
+            await until_health(w, lambda h: h is None)
+            w.task.cancel()
+            await asyncio.gather(w.task, return_exceptions=True)
+            assert await w.agent.health() == "the agent loop has stopped"
+
+    run(scenario)
+
+
+def test_health_before_the_loop_runs(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with world(tmp_path) as w:
+            fresh = AgentLoop(w.agent.settings, w.agent.reconciler, w.client, Metrics())
+            assert await fresh.health() == "the agent loop has not started"
+
+    run(scenario)
+
+
+async def until_health(w: World, wanted: Callable[[str | None], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not wanted(last := await w.agent.health()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"health stayed {last!r}")
+        await asyncio.sleep(0.005)
