@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from overlay_agent.client import MasterClient
 from overlay_agent.errors import MasterError, Rejected, Unauthorized
 from overlay_ctl import tables
@@ -76,31 +78,33 @@ def parser() -> argparse.ArgumentParser:
 
 def request_for(args: argparse.Namespace) -> tuple[Request, Callable[[Any], str]]:
     """The API request a command makes, and how its answer is shown to people."""
-    nets = contract.NETWORKS_PATH
     if args.kind == "network":
-        name = getattr(args, "name", "")
-        requests: dict[str, tuple[Request, Callable[[Any], str]]] = {
-            "list": (("GET", nets, {}), tables.networks),
-            "show": (("GET", f"{nets}/{name}", {}), tables.network),
-            "add": (("POST", nets, {"json": _new_network(args)}), tables.network),
-            "enable": (("PATCH", f"{nets}/{name}", {"json": {"enabled": True}}), tables.network),
-            "disable": (("PATCH", f"{nets}/{name}", {"json": {"enabled": False}}), tables.network),
-            "allow": (
-                ("PATCH", f"{nets}/{name}", {"json": {"allow_from": _names(args.sources)}}),
-                tables.network,
-            ),
-            "delete": (
-                ("DELETE", f"{nets}/{name}", {"params": {"force": str(args.force).lower()}}),
-                lambda doc: f"deleted network {doc['name']} (revision {doc['revision']})",
-            ),
-        }
-        return requests[args.action]
-    if args.action == "list":
-        return ("GET", contract.STATE_PATH, {}), tables.agents
-    if args.action == "show":
-        return ("GET", contract.agent_path(args.ip), {}), tables.agent
-    body = {"agents": args.ips}
-    return ("POST", contract.DELETE_AGENTS_PATH, {"json": body}), tables.deleted_agents
+        path = f"{contract.NETWORKS_PATH}/{getattr(args, 'name', '')}"
+        match args.action:
+            case "list":
+                return ("GET", contract.NETWORKS_PATH, {}), tables.networks
+            case "show":
+                return ("GET", path, {}), tables.network
+            case "add":
+                body = _new_network(args)
+                return ("POST", contract.NETWORKS_PATH, {"json": body}), tables.network
+            case "enable" | "disable":
+                body = {"enabled": args.action == "enable"}
+                return ("PATCH", path, {"json": body}), tables.network
+            case "allow":
+                body = {"allow_from": _names(args.sources)}
+                return ("PATCH", path, {"json": body}), tables.network
+            case _:
+                params = {"force": str(args.force).lower()}
+                return ("DELETE", path, {"params": params}), tables.deleted_network
+    match args.action:
+        case "list":
+            return ("GET", contract.STATE_PATH, {}), tables.agents
+        case "show":
+            return ("GET", contract.agent_path(args.ip), {}), tables.agent
+        case _:
+            body = {"agents": args.ips}
+            return ("POST", contract.DELETE_AGENTS_PATH, {"json": body}), tables.deleted_agents
 
 
 def _new_network(args: argparse.Namespace) -> dict[str, Any]:
@@ -128,10 +132,14 @@ def token(flag: str | None) -> str | None:
     return DEV_TOKEN.read_text().strip() if DEV_TOKEN.is_file() else None
 
 
-async def run(args: argparse.Namespace, out: Callable[[str], None]) -> int:
+async def run(
+    args: argparse.Namespace,
+    out: Callable[[str], None],
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> int:
     (method, path, kwargs), show = request_for(args)
     masters = [u.strip() for u in args.masters.split(",") if u.strip()]
-    client = MasterClient(masters, token(args.token_file))
+    client = MasterClient(masters, token(args.token_file), transport=transport)
     try:
         doc = await client.request(method, path, give_up_after=args.timeout, **kwargs)
     except (Rejected, Unauthorized) as e:

@@ -106,5 +106,10 @@ def agent(doc: dict[str, Any]) -> str:
     )
 
 
+def deleted_network(doc: dict[str, Any]) -> str:
+    freed = f"; its blocks freed on {len(doc['agents'])} agent(s)" if doc["agents"] else ""
+    return f"deleted network {doc['name']} (revision {doc['revision']}){freed}"
+
+
 def deleted_agents(doc: dict[str, Any]) -> str:
     return f"deleted; {len(doc['agents'])} agent(s) remain"
