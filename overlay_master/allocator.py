@@ -29,8 +29,6 @@ Design notes
 
 from __future__ import annotations
 
-import ipaddress
-from dataclasses import replace
 from typing import Any
 
 from overlay_master import addressing
@@ -46,6 +44,7 @@ from overlay_master.commands import (
     delete,
     delete_network,
     register,
+    report_containers,
     report_status,
     update_network,
 )
@@ -60,6 +59,8 @@ from overlay_master.records import (
     AgentRecord,
     Batched,
     Configured,
+    ContainerRecord,
+    ContainersReported,
     Deleted,
     Departed,
     NetworkChanged,
@@ -70,8 +71,8 @@ from overlay_master.records import (
     StatusRecorded,
     Synced,
 )
+from overlay_master.reports import AgentReports, canonical_ipv4
 from overlay_master.validation import parse_network
-from overlay_wire.contract import STATUSES
 
 __all__ = [
     "MAX_BATCH",
@@ -80,6 +81,8 @@ __all__ = [
     "Batched",
     "ClusterState",
     "Configured",
+    "ContainerRecord",
+    "ContainersReported",
     "Deleted",
     "Departed",
     "NetworkChanged",
@@ -95,6 +98,7 @@ __all__ = [
     "delete",
     "delete_network",
     "register",
+    "report_containers",
     "report_status",
     "update_network",
 ]
@@ -105,7 +109,7 @@ MAX_ERROR_TEXT = 2000
 # -- the state machine ----------------------------------------------------------------------------
 
 
-class ClusterState(NetworkLifecycle):
+class ClusterState(NetworkLifecycle, AgentReports):
     """The replicated state. Mutated only through ``apply``."""
 
     def __init__(self) -> None:
@@ -117,6 +121,7 @@ class ClusterState(NetworkLifecycle):
         self.blocks: dict[str, Pool] = {}
         self.blocks6: dict[str, Pool] = {}
         self.departed: dict[str, Departed] = {}
+        self.containers: dict[str, tuple[ContainerRecord, ...]] = {}
 
     def canonical(self) -> tuple[Any, ...]:
         """Plain data equal on two replicas exactly when their states are the same.
@@ -137,6 +142,7 @@ class ClusterState(NetworkLifecycle):
             pools(self.blocks),
             pools(self.blocks6),
             tuple(self.departed.items()),
+            tuple(self.containers.items()),
         )
 
     def apply(self, command: object) -> Result:
@@ -168,6 +174,8 @@ class ClusterState(NetworkLifecycle):
             return self._delete(command.get("ips"))
         if op == "status":
             return self._status(command)
+        if op == "containers":
+            return self._report_containers(command)
         if op == "add_network":
             return self._add_network(command.get("overlay"))
         if op == "update_network":
@@ -218,7 +226,7 @@ class ClusterState(NetworkLifecycle):
     # -- register ---------------------------------------------------------------------------------
 
     def _register(self, command: dict[str, Any]) -> Result:
-        ip = _canonical_ipv4(command.get("ip"))
+        ip = canonical_ipv4(command.get("ip"))
         if ip is None:
             return Rejected("invalid_ip", f"agent ip {command.get('ip')!r} is not an IPv4 address")
         mesos, docker = command.get("mesos_bridge", True), command.get("docker_bridge", True)
@@ -288,7 +296,7 @@ class ClusterState(NetworkLifecycle):
             return Rejected("bad_command", "delete needs a list of agent IPs")
         canonical = []
         for raw in ips:
-            ip = _canonical_ipv4(raw)
+            ip = canonical_ipv4(raw)
             if ip is None:
                 return Rejected("invalid_ip", f"agent ip {raw!r} is not an IPv4 address")
             canonical.append(ip)
@@ -297,6 +305,7 @@ class ClusterState(NetworkLifecycle):
             record = self.agents.pop(ip, None)
             if record is not None:
                 self._release(record)
+                self._forget_containers(ip=ip)
                 deleted.append(ip)
         if not deleted:
             return Deleted((), self.revision)
@@ -320,55 +329,3 @@ class ClusterState(NetworkLifecycle):
         self.departed[record.ip] = Departed(record.vtep, record.vtep6, blocks)
         while len(self.departed) > MAX_DEPARTED:
             del self.departed[next(iter(self.departed))]
-
-    # -- status -----------------------------------------------------------------------------------
-
-    def _status(self, command: dict[str, Any]) -> Result:
-        ip = _canonical_ipv4(command.get("ip"))
-        record = self.agents.get(ip) if ip is not None else None
-        if record is None:
-            return Rejected("unknown_agent", f"agent {command.get('ip')!r} is not registered")
-        reports = command.get("overlays")
-        if not isinstance(reports, list):
-            return Rejected("bad_command", "status needs a list of overlay reports")
-        updates: dict[str, tuple[str, str | None]] = {}
-        for report in reports:
-            problem = _check_report(report, record)
-            if problem is not None:
-                return problem
-            error = report.get("error") or None
-            updates[report["name"]] = (report["status"], error[:MAX_ERROR_TEXT] if error else None)
-        overlays = tuple(
-            replace(o, status=updates[o.name][0], error=updates[o.name][1])
-            if o.name in updates
-            else o
-            for o in record.overlays
-        )
-        if overlays == record.overlays:
-            return StatusRecorded(record, self.revision, changed=False)
-        self.revision += 1
-        record = replace(record, overlays=overlays, revision=self.revision)
-        self.agents[record.ip] = record
-        return StatusRecorded(record, self.revision, changed=True)
-
-
-def _check_report(report: object, record: AgentRecord) -> Rejected | None:
-    if not isinstance(report, dict):
-        return Rejected("bad_command", "each overlay report must be a mapping")
-    name, status, error = report.get("name"), report.get("status"), report.get("error")
-    if not isinstance(name, str) or record.overlay(name) is None:
-        return Rejected("unknown_overlay", f"agent {record.ip} has no overlay {name!r}")
-    if status not in STATUSES:
-        return Rejected("bad_status", f"status {status!r} is not one of {', '.join(STATUSES)}")
-    if error is not None and not isinstance(error, str):
-        return Rejected("bad_command", "error must be a string")
-    return None
-
-
-def _canonical_ipv4(value: object) -> str | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return str(ipaddress.IPv4Address(value))
-    except ValueError:
-        return None

@@ -60,6 +60,13 @@ def report_status(ip: str, overlays: Iterable[Mapping[str, Any]]) -> dict[str, A
     return {"op": "status", "ip": ip, "overlays": [dict(o) for o in overlays]}
 
 
+def report_containers(ip: str, containers: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The full list of containers on an agent's bridges (replaces the previous report):
+    ``{"id", "network", "half": "mesos"|"docker", "address"?, "address6"?, "name"?, "mac"?,
+    "interface"?}``."""
+    return {"op": "containers", "ip": ip, "containers": [dict(c) for c in containers]}
+
+
 def barrier() -> dict[str, Any]:
     return {"op": "barrier"}
 

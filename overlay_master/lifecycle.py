@@ -20,7 +20,7 @@ Design notes
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from overlay_master import addressing
 from overlay_master.errors import ConfigError, ConfigProblem
@@ -47,6 +47,12 @@ class NetworkLifecycle:
     blocks: dict[str, Pool]
     blocks6: dict[str, Pool]
     departed: dict[str, Departed]
+
+    if TYPE_CHECKING:  # provided by reports.AgentReports, the other half of ClusterState
+
+        def network_users(self, name: str) -> list[str]: ...
+
+        def _forget_containers(self, ip: str | None = None, network: str | None = None) -> None: ...
 
     # -- blocks -----------------------------------------------------------------------------------
 
@@ -188,15 +194,17 @@ class NetworkLifecycle:
             return Rejected("unknown_network", f"there is no network {name!r}")
         if not isinstance(force, bool):
             return Rejected("bad_command", "force must be a boolean")
-        holders = [ip for ip, r in self.agents.items() if r.overlay(config.name) is not None]
-        if holders and not force:
+        users = self.network_users(config.name)
+        if users and not force:
             return Rejected(
                 "network_in_use",
-                f"{len(holders)} agent(s) hold a block of network {config.name!r} (first: "
-                f"{', '.join(holders[:3])}); delete with force to take them away",
+                f"{len(users)} agent(s) report containers on network {config.name!r}, or hold a "
+                f"block of it and have not reported (first: {', '.join(users[:3])}); delete "
+                "with force to take their blocks away",
             )
         self.revision += 1
         touched = self._forget(config.name)
+        self._forget_containers(network=config.name)
         remaining = tuple(
             replace(o, allow_from=tuple(a for a in o.allow_from if a != config.name))
             for o in self.network.overlays

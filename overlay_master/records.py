@@ -68,6 +68,20 @@ class AgentRecord:
 
 
 @dataclass(frozen=True)
+class ContainerRecord:
+    """A container on one agent's bridge, as its agent last reported it."""
+
+    id: str  # the container ID the CNI runtime or Docker gave it
+    network: str
+    half: str  # "mesos" (m-<network>, CNI) or "docker" (d-<network>)
+    address: str | None  # IPv4, no prefix
+    address6: str | None = None
+    name: str | None = None  # Docker's container name; CNI runtimes give none
+    mac: str | None = None
+    interface: str | None = None  # the interface name inside the container (CNI)
+
+
+@dataclass(frozen=True)
 class Departed:
     """What a deleted agent held, so that it can get the same back if it returns while free."""
 
@@ -126,13 +140,30 @@ class NetworkChanged:
 
 
 @dataclass(frozen=True)
+class ContainersReported:
+    agent: str
+    revision: int
+    changed: bool
+    count: int
+
+
+@dataclass(frozen=True)
 class Synced:
     """Answer to a barrier: the revision at this point of the log."""
 
     revision: int
 
 
-Single = Rejected | Configured | Registered | Deleted | StatusRecorded | NetworkChanged | Synced
+Single = (
+    Rejected
+    | Configured
+    | Registered
+    | Deleted
+    | StatusRecorded
+    | NetworkChanged
+    | ContainersReported
+    | Synced
+)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ class Status(StrEnum):
 
 
 STATUSES = tuple(s.value for s in Status)
+HALVES = ("mesos", "docker")  # an agent block's bridge halves: lower (CNI), upper (Docker)
 
 # -- HTTP -----------------------------------------------------------------------------------------
 

@@ -71,3 +71,7 @@ def check_invariants(state: A.ClusterState) -> None:
         assert pool.used == held, name
     for gone in state.departed.values():
         assert {b[0] for b in gone.blocks} <= live
+    # Containers are reported only by registered agents, only on networks they hold.
+    assert set(state.containers) <= set(state.agents)
+    for ip, listed in state.containers.items():
+        assert {c.network for c in listed} <= {o.name for o in state.agents[ip].overlays}

@@ -6,6 +6,7 @@ identically; a trivial model (which IPs are registered) must match.
 
 from __future__ import annotations
 
+import ipaddress
 import pickle
 
 import pytest
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from overlay_master import allocator as A
+from overlay_wire.contract import STATUSES
 
 from .allocator_helpers import check_invariants, network
 
@@ -77,7 +79,7 @@ class AllocatorMachine(RuleBasedStateMachine):
         assert set(result.ips) == self.model & set(ips)
         self.model -= set(ips)
 
-    @rule(ip=st.sampled_from(IPS), status=st.sampled_from(A.STATUSES))
+    @rule(ip=st.sampled_from(IPS), status=st.sampled_from(STATUSES))
     def status(self, ip: str, status: str) -> None:
         record = self.one.agents.get(ip)
         reports = [{"name": o.name, "status": status} for o in record.overlays] if record else []
@@ -121,6 +123,33 @@ class AllocatorMachine(RuleBasedStateMachine):
             assert name not in self.one.blocks
         else:
             assert result.reason in ("unknown_network", "network_in_use"), result
+
+    @rule(ip=st.sampled_from(IPS), count=st.integers(0, 3))
+    def report_containers(self, ip: str, count: int) -> None:
+        record = self.one.agents.get(ip)
+        entries = []
+        for overlay in record.overlays if record else ():
+            if overlay.subnet is None or not overlay.mesos_bridge:
+                continue
+            half = next(ipaddress.ip_network(overlay.subnet).subnets(prefixlen_diff=1))
+            if half.num_addresses < count + 3:  # network, gateway, broadcast
+                continue
+            first = half.network_address
+            entries += [
+                {
+                    "id": f"{overlay.name}-{i}",
+                    "network": overlay.name,
+                    "half": "mesos",
+                    "address": str(first + 2 + i),
+                }
+                for i in range(count)
+            ]
+        result = self.apply(A.report_containers(ip, entries))
+        if record is None:
+            assert isinstance(result, A.Rejected) and result.reason == "unknown_agent"
+        else:
+            assert isinstance(result, A.ContainersReported), result
+            assert len(self.one.containers[ip]) == len(entries)
 
     @rule()
     def restore_from_pickle(self) -> None:

@@ -32,6 +32,7 @@ PURE = {
     "overlay_master.network_edits",
     "overlay_master.pool",
     "overlay_master.records",
+    "overlay_master.reports",
     "overlay_master.validation",
     "overlay_agent.addresses",
     "overlay_agent.cluster",
