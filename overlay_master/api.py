@@ -16,67 +16,37 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any
 
-from fastapi import Depends, FastAPI, Path, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
-from overlay_master import allocator, dcos_json, openapi
-from overlay_master.allocator import Rejected, Result
-from overlay_master.encoding import Snapshot
+from overlay_master import allocator, openapi
 from overlay_master.errors import NotReadyError
 from overlay_master.http_edge import (
     RETRY_AFTER,
     ApiError,
     ApiSettings,
     check_ip,
-    check_token,
     register_convertors,
 )
 from overlay_master.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from overlay_master.metrics import Metrics
-from overlay_master.network_docs import network_doc, network_list
-from overlay_master.network_edits import parse_new_network
+from overlay_master.network_api import add_network_routes
 from overlay_master.replica import Replica
-from overlay_master.schema import (
-    AddNetwork,
-    DeleteAgents,
-    RegisterAgent,
-    ReportStatus,
-    UpdateNetwork,
-)
+from overlay_master.routing import AgentIp, Routes, json_answer
+from overlay_master.schema import DeleteAgents, RegisterAgent, ReportStatus
 from overlay_master.watch import WatchFastPath
-from overlay_wire.contract import (
-    AGENTS_PATH,
-    DELETE_AGENTS_PATH,
-    JSON,
-    LEADER_PATH,
-    NETWORKS_PATH,
-    REVISION_HEADER,
-    STATE_PATH,
-)
+from overlay_wire.contract import AGENTS_PATH, DELETE_AGENTS_PATH, LEADER_PATH, STATE_PATH
 
 __all__ = ["ApiSettings", "create_app"]
 
 AGENT_PATH = AGENTS_PATH + "/{ip:agent}"
 STATUS_PATH = AGENTS_PATH + "/{ip:agent}/status"
-NETWORK_PATH = NETWORKS_PATH + "/{name}"
-REJECTION_STATUS = {
-    "unknown_network": 404,
-    "network_exists": 409,
-    "network_overlap": 409,
-    "network_in_use": 409,
-    "invalid_network": 422,
-    "vtep_exhausted": 409,
-    "vtep6_exhausted": 409,
-    "network_changed": 409,
-    "unknown_agent": 404,
-    "unknown_overlay": 409,  # the agent exists (not 404); the report conflicts with its overlays
-    "not_configured": 503,
-    "internal_error": 500,
-}
 # Starlette's own answers (routing, body parsing), in our error shape. A 400 is a body FastAPI
 # could not even decode (not UTF-8, nested too deep): bad input like any other, so 422.
 FRAMEWORK_ERRORS = {
@@ -84,14 +54,6 @@ FRAMEWORK_ERRORS = {
     404: (404, "not_found", "no such path"),
     405: (405, "method_not_allowed", "method not allowed here"),
 }
-
-Access = Literal["read", "write"]
-Handler = TypeVar("Handler", bound=Callable[..., Any])
-NetworkName = Annotated[str, Path(description="the network's name", max_length=64)]
-AgentIp = Annotated[
-    str,
-    Path(description="the agent's underlay IPv4 address", json_schema_extra={"format": "ipv4"}),
-]
 
 
 def create_app(
@@ -109,76 +71,25 @@ def create_app(
     metrics = Metrics(node)
     _error_handlers(app)
 
-    async def require_token(request: Request) -> None:  # async: no thread-pool hop per request
-        check_token(settings.token, request.headers.get("authorization", ""))
-
-    async def require_read_token(request: Request) -> None:
-        if settings.protect_reads:
-            check_token(settings.token, request.headers.get("authorization", ""))
-
-    guards = {"read": require_read_token, "write": require_token}
-    secured = {
-        "read": settings.token is not None and settings.protect_reads,
-        "write": settings.token is not None,
-    }
-
-    def route(
-        method: str,
-        path: str,
-        answers: dict[int | str, dict[str, Any]],
-        access: Access | None = None,
-        response_class: type[Response] = Response,
-    ) -> Callable[[Handler], Handler]:
-        """A route, guarded by the token its ``access`` needs, with every answer documented.
-
-        Its OpenAPI ``operationId`` is the handler's name (``openapi.AGENT_LINKS`` use it)."""
-
-        def add(handler: Handler) -> Handler:
-            app.add_api_route(
-                path,
-                handler,
-                methods=[method],
-                operation_id=handler.__name__,
-                response_model=None,
-                response_class=response_class,
-                dependencies=[Depends(guards[access])] if access is not None else None,
-                responses=answers,
-                openapi_extra=openapi.security(access is not None and secured[access]),
-            )
-            return handler
-
-        return add
-
-    def answers(
-        ok: str, *errors: int, access: Access, success: int = 200
-    ) -> dict[int | str, dict[str, Any]]:
-        return openapi.responses(ok, *errors, secured=secured[access], success=success)
-
-    async def linearizable(consistent: bool) -> Snapshot:
-        if consistent:
-            await node.sync(settings.read_timeout)
-        snap = node.snapshot()
-        if snap.network is None:
-            raise ApiError(503, "not_configured", "no network config committed yet", retry=True)
-        return snap
-
-    async def write(command: dict[str, Any]) -> Result:
-        result = await node.submit(command, settings.write_timeout)
-        if isinstance(result, Rejected):
-            status = REJECTION_STATUS.get(result.reason, 422)
-            raise ApiError(status, result.reason, result.message, retry=status == 503)
-        return result
+    routes = Routes(app, node, settings)
+    route, answers, write, linearizable = (
+        routes.route,
+        routes.answers,
+        routes.write,
+        routes.linearizable,
+    )
+    add_network_routes(routes)
 
     def record_response(result: allocator.Registered | allocator.StatusRecorded) -> Response:
         network = node.network
         assert network is not None
         body = node.encoding.agent_bytes(result.agent, network)
-        return _json(body, result.revision)
+        return json_answer(body, result.revision)
 
     @route("GET", STATE_PATH, answers("ClusterStateDoc", 422, 503, access="read"), "read")
     async def state(consistent: bool = True) -> Response:
         snap = await linearizable(consistent)
-        return _json(node.encoding.state_bytes(snap), snap.revision)
+        return json_answer(node.encoding.state_bytes(snap), snap.revision)
 
     @route("POST", AGENTS_PATH, answers("AgentDoc", 409, 422, 500, 503, access="write"), "write")
     async def register(body: RegisterAgent) -> Response:
@@ -194,7 +105,7 @@ def create_app(
         network, record = node.record(canonical)
         if record is None or network is None:
             raise ApiError(404, "unknown_agent", f"agent {ip} is not registered")
-        return _json(node.encoding.agent_bytes(record, network), record.revision)
+        return json_answer(node.encoding.agent_bytes(record, network), record.revision)
 
     @route(
         "PUT", STATUS_PATH, answers("AgentDoc", 404, 409, 422, 500, 503, access="write"), "write"
@@ -218,74 +129,7 @@ def create_app(
         result = await write(allocator.delete(body.agents))
         assert isinstance(result, allocator.Deleted)
         snap = node.snapshot()
-        return _json(node.encoding.state_bytes(snap), snap.revision)
-
-    # -- networks ---------------------------------------------------------------------------
-
-    def one_network(name: str, snap: Snapshot) -> Response:
-        assert snap.network is not None
-        config = snap.network.overlay(name)
-        if config is None:
-            raise ApiError(404, "unknown_network", f"there is no network {name!r}")
-        return _doc(network_doc(config, snap.agents), snap.revision)
-
-    @route("GET", NETWORKS_PATH, answers("NetworkListDoc", 422, 503, access="read"), "read")
-    async def networks(consistent: bool = True) -> Response:
-        snap = await linearizable(consistent)
-        return _doc(network_list(snap), snap.revision)
-
-    @route("GET", NETWORK_PATH, answers("VirtualNetworkDoc", 404, 422, 503, access="read"), "read")
-    async def network(name: NetworkName, consistent: bool = True) -> Response:
-        return one_network(name, await linearizable(consistent))
-
-    @route(
-        "POST",
-        NETWORKS_PATH,
-        answers("VirtualNetworkDoc", 409, 422, 500, 503, access="write", success=201),
-        "write",
-    )
-    async def add_network(body: AddNetwork) -> Response:
-        plain = body.model_dump(mode="json", exclude_none=True)
-        known = node.network
-        if known is not None:  # a quick answer; the log checks again on the state it meets
-            _, problems, conflicts = parse_new_network(plain, known)
-            if problems or conflicts:
-                status = 422 if problems else 409
-                reason = (
-                    "invalid_network"
-                    if problems
-                    else ("network_exists" if conflicts[0].field == "name" else "network_overlap")
-                )
-                raise ApiError(status, reason, "; ".join(str(p) for p in problems or conflicts))
-        result = await write(allocator.add_network(plain))
-        assert isinstance(result, allocator.NetworkChanged)
-        answer = one_network(result.name, node.snapshot())
-        answer.status_code = 201
-        return answer
-
-    @route(
-        "PATCH",
-        NETWORK_PATH,
-        answers("VirtualNetworkDoc", 404, 422, 500, 503, access="write"),
-        "write",
-    )
-    async def update_network(name: NetworkName, body: UpdateNetwork) -> Response:
-        command = allocator.update_network(name, body.enabled, body.allow_from)
-        result = await write(command)
-        assert isinstance(result, allocator.NetworkChanged)
-        return one_network(result.name, node.snapshot())
-
-    @route(
-        "DELETE",
-        NETWORK_PATH,
-        answers("NetworkDeletedDoc", 404, 409, 422, 500, 503, access="write"),
-        "write",
-    )
-    async def delete_network(name: NetworkName, force: bool = False) -> Response:
-        result = await write(allocator.delete_network(name, force))
-        assert isinstance(result, allocator.NetworkChanged)
-        body = {"name": result.name, "revision": result.revision, "agents": list(result.agents)}
-        return _doc(body, result.revision)
+        return json_answer(node.encoding.state_bytes(snap), snap.revision)
 
     # -- cluster ------------------------------------------------------------------------------
 
@@ -332,11 +176,23 @@ def _error_handlers(app: FastAPI) -> None:
         return _error(422, "invalid_request", "; ".join(_problem(err) for err in e.errors()))
 
     @app.exception_handler(HTTPException)
-    async def framework(_: Request, e: HTTPException) -> JSONResponse:
+    async def framework(request: Request, e: HTTPException) -> JSONResponse:
         status, reason, message = FRAMEWORK_ERRORS.get(
             e.status_code, (e.status_code, "http_error", str(e.detail))
         )
-        return _error(status, reason, message, dict(e.headers or {}))
+        headers = dict(e.headers or {})
+        if status == 405:  # Starlette names only the first route of the path in Allow
+            headers["Allow"] = ", ".join(_allowed(app, request.scope))
+        return _error(status, reason, message, headers)
+
+
+def _allowed(app: FastAPI, scope: Any) -> list[str]:
+    """Every method some route of this path answers (several routes may share a path)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if isinstance(route, APIRoute) and route.matches(scope)[0] != Match.NONE:
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 def _problem(error: Any) -> str:
@@ -355,11 +211,3 @@ def _error(
 
 class PrometheusText(Response):
     media_type = METRICS_CONTENT_TYPE
-
-
-def _doc(doc: Any, revision: int) -> Response:
-    return _json(dcos_json.dumps(doc), revision)
-
-
-def _json(body: bytes, revision: int) -> Response:
-    return Response(body, media_type=JSON, headers={REVISION_HEADER: str(revision)})

@@ -15,12 +15,14 @@ Design notes
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from overlay_master import dcos_json
-from overlay_master.allocator import AgentRecord
-from overlay_master.changes import ChangeLog
+from overlay_master.allocator import AgentRecord, ContainerRecord
+from overlay_master.changes import CONTAINERS, ChangeLog
 from overlay_master.network import NetworkConfig
+from overlay_master.network_docs import container_doc
 from overlay_wire.contract import ClusterStateDoc, WatchDoc
 
 MAX_ANSWERS = 256  # cached answers (state, and watch per since); cleared whole when exceeded
@@ -34,6 +36,7 @@ class Snapshot:
     network: NetworkConfig | None
     revision: int
     agents: list[AgentRecord]
+    containers: Mapping[str, tuple[ContainerRecord, ...]] = field(default_factory=dict)
 
 
 class Encoder:
@@ -73,10 +76,12 @@ class Encoder:
         self._remember(key, body)
         return body
 
-    def watch_bytes(self, snap: Snapshot, since: int) -> bytes:
-        """A watch answer: the changes after ``since``, or the full state when we cannot tell."""
+    def watch_bytes(self, snap: Snapshot, since: int, containers: bool = False) -> bytes:
+        """A watch answer: the changes after ``since``, or the full state when we cannot tell;
+        with ``containers``, also the container reports that changed (the Networking page)."""
         assert snap.network is not None
-        cached = self._answers.get(("watch", since, snap.revision))
+        flavour = "watch+containers" if containers else "watch"
+        cached = self._answers.get((flavour, since, snap.revision))
         if cached is not None:
             return cached
         if since == snap.revision:
@@ -85,10 +90,15 @@ class Encoder:
             touched = None
         else:
             touched = self.changes.touched_since(since, snap.revision)
-        key = ("watch", since if touched is not None else 0, snap.revision)
+        reported: list[str] | None = None
+        if containers and touched is not None:
+            reported = self.changes.touched_since(since, snap.revision, CONTAINERS)
+            if reported is None:
+                touched = None
+        key = (flavour, since if touched is not None else 0, snap.revision)
         cached = self._answers.get(key)
         if cached is not None:
-            self._remember(("watch", since, snap.revision), cached)
+            self._remember((flavour, since, snap.revision), cached)
             return cached
         if touched is None:
             records, deleted = snap.agents, []
@@ -103,9 +113,16 @@ class Encoder:
             "network": dcos_json.network_json(snap.network),
             "revision": snap.revision,
         }
+        if containers:
+            ips = list(snap.containers) if reported is None else reported
+            doc["containers"] = [
+                {"agent": ip, "containers": [container_doc(ip, c) for c in snap.containers[ip]]}
+                for ip in ips
+                if ip in snap.containers
+            ]
         body = self._with_agents(dcos_json.dumps(doc), records, snap.network)
         self._remember(key, body)
-        self._remember(("watch", since, snap.revision), body)
+        self._remember((flavour, since, snap.revision), body)
         return body
 
     def _with_agents(

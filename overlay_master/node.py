@@ -305,7 +305,9 @@ class Node:
             cached = self._snapshot
             if cached is not None and cached[0] is state and cached[1].revision == state.revision:
                 return cached[1]
-            snap = Snapshot(state.network, state.revision, list(state.agents.values()))
+            snap = Snapshot(
+                state.network, state.revision, list(state.agents.values()), dict(state.containers)
+            )
             self._snapshot = (state, snap)
             return snap
 

@@ -31,6 +31,8 @@ DOCUMENTS: tuple[type, ...] = (
     contract.NetworkListDoc,
     contract.VirtualNetworkDoc,
     contract.NetworkDeletedDoc,
+    contract.ContainerListDoc,
+    contract.ContainersReportedDoc,
 )
 IPV4: dict[str, Any] = {"type": "string", "format": "ipv4"}
 REVISION: dict[str, Any] = {"type": "integer", "minimum": 0}
@@ -229,6 +231,14 @@ def watch_operation(settings: ApiSettings) -> dict[str, Any]:
                     "maximum": settings.max_watch_timeout,
                     "default": 30,
                 },
+            },
+            {
+                "name": "include",
+                "in": "query",
+                "required": False,
+                "description": "containers: the answer also carries the container reports that "
+                "changed (all of them when full)",
+                "schema": {"type": "string", "enum": ["none", "containers"], "default": "none"},
             },
         ],
         "responses": {

@@ -8,7 +8,7 @@ coerced, so what the OpenAPI document says is exactly what is accepted.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +16,18 @@ from overlay_wire.contract import Status
 
 STRICT = ConfigDict(extra="forbid", strict=True)
 AgentIp = Annotated[str, Field(json_schema_extra={"format": "ipv4"})]
+# What the config file's rules allow of a name (network.NAME_PATTERN, at most 13 characters);
+# the reserved names and the rules that depend on the other networks are checked on the server.
+NetworkName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=13,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="at most 13 characters; becomes m-<name>/d-<name>",
+    ),
+]
+CIDR4 = r"^([0-9]{1,3}\.){3}[0-9]{1,3}/[0-9]{1,2}$"
 
 
 class RegisterAgent(BaseModel):
@@ -51,13 +63,19 @@ class AddNetwork(BaseModel):
 
     model_config = STRICT
 
-    name: str = Field(description="at most 13 characters; becomes m-<name>/d-<name>")
-    subnet: str | None = Field(default=None, description="IPv4 space, e.g. 10.10.0.0/16")
-    prefix: int | None = Field(default=None, description="each agent's IPv4 block, e.g. 24")
+    name: NetworkName
+    subnet: str | None = Field(
+        default=None, pattern=CIDR4, description="IPv4 space, e.g. 10.10.0.0/16"
+    )
+    prefix: int | None = Field(
+        default=None, ge=0, le=30, description="each agent's IPv4 block, e.g. 24"
+    )
     subnet6: str | None = Field(default=None, description="IPv6 space, e.g. fd01:c::/64")
-    prefix6: int | None = Field(default=None, description="each agent's IPv6 block, e.g. 80")
+    prefix6: int | None = Field(
+        default=None, ge=0, le=126, description="each agent's IPv6 block, e.g. 80"
+    )
     enabled: bool = True
-    allow_from: list[str] = Field(
+    allow_from: list[NetworkName] = Field(
         default_factory=list, description="networks whose containers may reach this one's"
     )
 
@@ -68,6 +86,31 @@ class UpdateNetwork(BaseModel):
     model_config = STRICT
 
     enabled: bool | None = Field(default=None, description="false: no new allocations")
-    allow_from: list[str] | None = Field(
+    allow_from: list[NetworkName] | None = Field(
         default=None, description="networks whose containers may reach this one's (replaces)"
     )
+
+
+class ReportedContainer(BaseModel):
+    """A container on one of the agent's bridges."""
+
+    model_config = STRICT
+
+    id: str = Field(
+        min_length=1, max_length=256, description="as the CNI runtime or Docker gave it"
+    )
+    network: str = Field(min_length=1, max_length=64)
+    half: Literal["mesos", "docker"] = Field(description="mesos: m-<network>; docker: d-<network>")
+    address: str | None = Field(default=None, description="IPv4, without prefix")
+    address6: str | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=256)
+    mac: str | None = Field(default=None, min_length=1, max_length=256)
+    interface: str | None = Field(default=None, min_length=1, max_length=256)
+
+
+class ReportContainers(BaseModel):
+    """Every container on the agent's bridges: replaces the previous report whole."""
+
+    model_config = STRICT
+
+    containers: list[ReportedContainer] = Field(max_length=65536)

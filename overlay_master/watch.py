@@ -66,6 +66,9 @@ class WatchFastPath:
         timeout_text = query.get("timeout", ["30"])[-1]
         if not INTEGER.fullmatch(since_text) or not NUMBER.fullmatch(timeout_text):
             return _error(422, "invalid_request", "since must be an integer, timeout a number")
+        include = query.get("include", ["none"])[-1]
+        if include not in ("none", "containers"):
+            return _error(422, "invalid_request", "include may only be containers")
         since, timeout = int(since_text), float(timeout_text)
         if since < 0 or not 0 <= timeout <= self.settings.max_watch_timeout:
             return _error(
@@ -88,7 +91,8 @@ class WatchFastPath:
             return _error(503, "not_configured", "no network config committed yet")
         if snap.revision < since:
             since = 0  # a revision this cluster never had: the client must start over
-        return 200, self.node.encoding.watch_bytes(snap, since), snap.revision
+        answer = self.node.encoding.watch_bytes(snap, since, containers=include == "containers")
+        return 200, answer, snap.revision
 
 
 def _error(status: int, reason: str, message: str) -> tuple[int, bytes, None]:

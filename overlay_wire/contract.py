@@ -55,6 +55,7 @@ AGENTS_PATH = "/overlay-master/agents"
 DELETE_AGENTS_PATH = "/overlay-master/agents/delete"
 WATCH_PATH = "/overlay-master/watch"
 NETWORKS_PATH = "/overlay-master/networks"
+CONTAINERS_PATH = "/overlay-master/containers"
 LEADER_PATH = "/overlay-master/leader"
 AGENT_OVERLAY_PATH = "/overlay-agent/overlay"
 REVISION_HEADER = "X-Overlay-Revision"  # the state revision an answer reflects
@@ -68,6 +69,10 @@ def agent_path(ip: str) -> str:
 
 def status_path(ip: str) -> str:
     return f"{AGENTS_PATH}/{ip}/status"
+
+
+def containers_path(ip: str) -> str:
+    return f"{AGENTS_PATH}/{ip}/containers"
 
 
 # -- documents ------------------------------------------------------------------------------------
@@ -149,6 +154,42 @@ class NetworkDoc(TypedDict):
     vtep_mtu: NotRequired[int]
 
 
+class ContainerDoc(TypedDict):
+    """A container on an agent's bridge, as its agent reported it."""
+
+    id: str  # the ID its CNI runtime or Docker gave it
+    network: str
+    half: str  # one of HALVES
+    agent: str  # the agent's IP
+    address: NotRequired[str]  # IPv4, without prefix
+    address6: NotRequired[str]
+    name: NotRequired[str]  # Docker's container name
+    mac: NotRequired[str]
+    interface: NotRequired[str]  # the interface inside the container (CNI)
+
+
+class ContainerListDoc(TypedDict):
+    """``GET /overlay-master/containers``."""
+
+    containers: list[ContainerDoc]
+    revision: int
+
+
+class AgentContainersDoc(TypedDict):
+    """One agent's containers in a watch answer (``include=containers``)."""
+
+    agent: str
+    containers: list[ContainerDoc]
+
+
+class ContainersReportedDoc(TypedDict):
+    """``PUT /overlay-master/agents/{ip}/containers``."""
+
+    agent: str
+    revision: int
+    containers: int  # how many the report listed
+
+
 class BlockUseDoc(TypedDict):
     total: int
     used: int
@@ -158,6 +199,21 @@ class BlockUseDoc(TypedDict):
 class NetworkCapacityDoc(TypedDict):
     blocks: NotRequired[BlockUseDoc]  # agent blocks of the IPv4 space
     blocks6: NotRequired[BlockUseDoc]
+    mesos: NotRequired[BlockUseDoc]  # container addresses of every agent's Mesos half (IPv4)
+    docker: NotRequired[BlockUseDoc]  # ... and Docker half
+
+
+class NetworkAgentDoc(TypedDict):
+    """One agent's share of a network: its block, and container addresses per bridge half."""
+
+    ip: str
+    subnet: NotRequired[str]
+    subnet6: NotRequired[str]
+    status: NotRequired[str]  # one of STATUSES, once the agent reported
+    error: NotRequired[str]
+    mesos: NotRequired[BlockUseDoc]  # IPv4 container addresses of the half; absent: no bridge
+    docker: NotRequired[BlockUseDoc]
+    containers: int  # reported on this network
 
 
 class VirtualNetworkDoc(TypedDict):
@@ -170,7 +226,8 @@ class VirtualNetworkDoc(TypedDict):
     prefix: NotRequired[int]
     subnet6: NotRequired[str]
     prefix6: NotRequired[int]
-    agents: list[str]  # agents holding a block, in registration order
+    agents: list[NetworkAgentDoc]  # agents holding a block, in registration order
+    containers: int  # reported on this network, all agents
     capacity: NetworkCapacityDoc
 
 
@@ -204,3 +261,5 @@ class WatchDoc(TypedDict):
     full: bool
     network: NetworkDoc
     revision: int
+    # With ``include=containers``: each agent whose containers changed (all of them when full).
+    containers: NotRequired[list[AgentContainersDoc]]

@@ -101,7 +101,9 @@ class FakeNode:
 
     def snapshot(self) -> Snapshot:
         state = self.state
-        return Snapshot(state.network, state.revision, list(state.agents.values()))
+        return Snapshot(
+            state.network, state.revision, list(state.agents.values()), dict(state.containers)
+        )
 
     def record(self, ip: str) -> tuple[NetworkConfig | None, AgentRecord | None]:
         return self.state.network, self.state.agents.get(ip)

@@ -30,6 +30,16 @@ pytestmark = pytest.mark.integration
 FUZZED_PER_OPERATION = 50
 STATEFUL_RUNS = 30  # sequences of up to 6 linked calls
 LONGEST_WATCH = 0.5  # seconds; generated watch timeouts go up to 300
+SEMANTIC_422 = ("add_network", "update_network", "report_containers")
+NETWORK_OPERATIONS = (
+    "networks",
+    "network",
+    "add_network",
+    "update_network",
+    "delete_network",
+    "containers",
+    "report_containers",
+)
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["open-reads", "protect-reads"])
@@ -54,6 +64,21 @@ def api_schema(cluster: Cluster) -> Any:
             # requests carry it and which (missing-token cases) must not
             "auth": {"openapi": {"bearer": {"bearer": cluster.token}}},
             "generation": {"max-examples": FUZZED_PER_OPERATION, "database": "none"},
+            "operations": [
+                {
+                    # Rules a schema cannot state (a prefix no shorter than its subnet's, no
+                    # host bits, allow_from naming existing networks, a container address in
+                    # the agent's own half) are checked on the server and answered 422 with
+                    # the field and the rule: for these operations a schema-valid request may
+                    # rightly be refused so. Every other check, and 422 everywhere else, stands.
+                    "include-operation-id": list(SEMANTIC_422),
+                    "checks": {
+                        "positive_data_acceptance": {
+                            "expected-statuses": ["2xx", "401", "404", "409", "422", "503"]
+                        }
+                    },
+                }
+            ],
         }
     )
     return schemathesis.openapi.from_url(f"{url}/openapi.json", config=config)
@@ -92,8 +117,13 @@ def test_stateful_register_read_report_delete_read(api_schema: Any) -> None:
 
     Deletion stays out of the chains: it is ``POST /overlay-master/agents/delete`` with a list
     (DC/OS's shape), which schemathesis cannot recognise as a deletion, so a read after it would
-    be reported as "created resource not found". It is fuzzed with the other operations above."""
-    machine = api_schema.exclude(operation_id="delete").as_state_machine()
+    be reported as "created resource not found". It is fuzzed with the other operations above.
+    The network and container operations stay out too: their chains draw names from the
+    cluster's answers, which Hypothesis cannot replay (it reports the generation as flaky); they
+    are fuzzed above and their sequences are tested in test_live_networks.py."""
+    # Excluded by name: an ``include`` alone still lets links (declared and inferred) lead out.
+    others = ["delete", *NETWORK_OPERATIONS]
+    machine = api_schema.exclude(operation_id=others).as_state_machine()
     assert set(machine.bundles) >= {"POST /overlay-master/agents -> 200"}
     machine.run(
         settings=hypothesis.settings(

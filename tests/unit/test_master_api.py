@@ -268,7 +268,7 @@ async def test_openapi_declares_every_answer() -> None:
         document = (await client.get("/openapi.json")).json()
     paths = document["paths"]
     watch = paths["/overlay-master/watch"]["get"]
-    assert {p["name"] for p in watch["parameters"]} == {"since", "timeout"}
+    assert {p["name"] for p in watch["parameters"]} == {"since", "timeout", "include"}
     assert watch["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/WatchDoc"
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from overlay_master import allocator as A
-from overlay_master.changes import ChangeLog, changes
+from overlay_master.changes import RECORDS, ChangeLog, changes
 
 from .allocator_helpers import network, state_for
 
@@ -57,7 +57,7 @@ def test_applied_records_every_change_of_a_batch_and_explains_jumps() -> None:
     result = state.apply(
         A.batch([A.register("10.0.0.1"), A.register("10.0.0.2"), A.register("10.0.0.1")])
     )
-    assert changes(result) == [(2, ("10.0.0.1",)), (3, ("10.0.0.2",))]
+    assert changes(result) == [(2, ("10.0.0.1",), RECORDS), (3, ("10.0.0.2",), RECORDS)]
     assert log.applied(state.revision, result)
     assert log.touched_since(1, 3) == ["10.0.0.1", "10.0.0.2"]
     barrier = state.apply(A.barrier())
@@ -74,6 +74,6 @@ def test_unchanged_results_record_nothing() -> None:
     first = state.apply(A.register("10.0.0.1"))
     again = state.apply(A.register("10.0.0.1"))
     rejected = state.apply(A.report_status("10.9.9.9", []))
-    assert changes(first) == [(2, ("10.0.0.1",))]
+    assert changes(first) == [(2, ("10.0.0.1",), RECORDS)]
     assert changes(again) == [] and changes(rejected) == []
     assert changes(state.apply(A.delete(["10.1.1.1"]))) == []

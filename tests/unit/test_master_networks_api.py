@@ -43,14 +43,29 @@ async def test_add_show_list_a_network_with_its_agents_and_capacity() -> None:
         await register(client, "10.0.0.2")
         added = await client.post(NETWORKS_PATH, json=BLUE, headers=AUTH)
         assert added.status_code == 201, added.text
+        half = {"total": 125, "used": 0, "free": 125}  # a /25 half: 128 - network, gw, bcast
         assert added.json() == {
             "name": "blue",
             "enabled": True,
             "allow_from": [],
             "subnet": "10.10.0.0/16",
             "prefix": 24,
-            "agents": ["10.0.0.1", "10.0.0.2"],
-            "capacity": {"blocks": {"total": 256, "used": 2, "free": 254}},
+            "agents": [
+                {"ip": "10.0.0.1", "subnet": "10.10.0.0/24", "containers": 0},
+                {
+                    "ip": "10.0.0.2",
+                    "subnet": "10.10.1.0/24",
+                    "containers": 0,
+                    "mesos": half,
+                    "docker": half,
+                },
+            ],
+            "containers": 0,
+            "capacity": {
+                "blocks": {"total": 256, "used": 2, "free": 254},
+                "mesos": half,
+                "docker": half,
+            },
         }
         assert added.headers["X-Overlay-Revision"] == str(node.revision)
         shown = await client.get(f"{NETWORKS_PATH}/blue")
@@ -82,7 +97,7 @@ async def test_the_watch_carries_the_new_network_to_every_agent() -> None:
 @pytest.mark.parametrize(
     ("body", "status", "reason", "words"),
     [
-        ({**BLUE, "name": "averyveryverylongname"}, 422, "invalid_network", "name"),
+        ({**BLUE, "name": "averyveryverylongname"}, 422, "invalid_request", "name"),
         ({**BLUE, "name": "none"}, 422, "invalid_network", "reserved"),
         ({**BLUE, "prefix": 8}, 422, "invalid_network", "prefix"),
         ({**BLUE, "subnet": "10.10.0.0/33"}, 422, "invalid_network", "subnet"),
@@ -118,7 +133,7 @@ async def test_disable_enable_and_allow_from() -> None:
         await register(client, "10.0.0.1")
         assert (await client.get(f"{NETWORKS_PATH}/blue")).json()["agents"] == []
         on = await client.patch(f"{NETWORKS_PATH}/blue", json={"enabled": True}, headers=AUTH)
-        assert on.json()["agents"] == ["10.0.0.1"]
+        assert [a["ip"] for a in on.json()["agents"]] == ["10.0.0.1"]
         allow = await client.patch(
             f"{NETWORKS_PATH}/blue", json={"allow_from": ["dcos"]}, headers=AUTH
         )
