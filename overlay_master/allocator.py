@@ -38,6 +38,7 @@ from overlay_master import addressing
 # values as ``overlay_master.allocator.<Name>``: those names must keep resolving.
 from overlay_master.commands import (
     add_network,
+    announce_replica,
     barrier,
     batch,
     configure,
@@ -66,6 +67,7 @@ from overlay_master.records import (
     NetworkChanged,
     Registered,
     Rejected,
+    ReplicaAnnounced,
     Result,
     Single,
     StatusRecorded,
@@ -88,10 +90,12 @@ __all__ = [
     "NetworkChanged",
     "Registered",
     "Rejected",
+    "ReplicaAnnounced",
     "Result",
     "StatusRecorded",
     "Synced",
     "add_network",
+    "announce_replica",
     "barrier",
     "batch",
     "configure",
@@ -103,6 +107,7 @@ __all__ = [
     "update_network",
 ]
 
+MAX_REPLICAS = 16
 MAX_DEPARTED = 65536  # remembered allocations of deleted agents (for "come back, get the same")
 MAX_ERROR_TEXT = 2000
 
@@ -122,6 +127,13 @@ class ClusterState(NetworkLifecycle, AgentReports):
         self.blocks6: dict[str, Pool] = {}
         self.departed: dict[str, Departed] = {}
         self.containers: dict[str, tuple[ContainerRecord, ...]] = {}
+        self.replicas: dict[str, str] = {}  # Raft address -> HTTP URL, as each replica announced
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Snapshots written before containers and replicas were kept lack those attributes."""
+        self.__dict__.update(state)
+        self.__dict__.setdefault("containers", {})
+        self.__dict__.setdefault("replicas", {})
 
     def canonical(self) -> tuple[Any, ...]:
         """Plain data equal on two replicas exactly when their states are the same.
@@ -143,6 +155,7 @@ class ClusterState(NetworkLifecycle, AgentReports):
             pools(self.blocks6),
             tuple(self.departed.items()),
             tuple(self.containers.items()),
+            tuple(self.replicas.items()),
         )
 
     def apply(self, command: object) -> Result:
@@ -162,6 +175,8 @@ class ClusterState(NetworkLifecycle, AgentReports):
             return self._batch(command.get("commands"))
         if op == "barrier":
             return Synced(self.revision)
+        if op == "replica":
+            return self._announce(command.get("raft"), command.get("http"))
         if op == "configure":
             if command.get("seed") and self.network is not None:
                 return Configured(self.revision, changed=False, added=())
@@ -196,6 +211,18 @@ class ClusterState(NetworkLifecycle, AgentReports):
             assert not isinstance(result, Batched)
             results.append(result)
         return Batched(tuple(results))
+
+    def _announce(self, raft: object, http: object) -> Result:
+        """Where a replica serves HTTP, so that any replica can show (and ask) the others."""
+        if not isinstance(raft, str) or not isinstance(http, str) or not raft or not http:
+            return Rejected("bad_command", "a replica announces its Raft address and HTTP URL")
+        if len(self.replicas) >= MAX_REPLICAS and raft not in self.replicas:
+            return Rejected("bad_command", f"at most {MAX_REPLICAS} replicas are kept")
+        if self.replicas.get(raft) == http:
+            return ReplicaAnnounced(raft, self.revision, changed=False)
+        self.revision += 1
+        self.replicas[raft] = http
+        return ReplicaAnnounced(raft, self.revision, changed=True)
 
     # -- configure --------------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from overlay_master import allocator, openapi
+from overlay_master.cluster_api import add_cluster_routes
 from overlay_master.errors import NotReadyError
 from overlay_master.http_edge import (
     RETRY_AFTER,
@@ -79,6 +80,7 @@ def create_app(
         routes.linearizable,
     )
     add_network_routes(routes)
+    add_cluster_routes(routes)
 
     def record_response(result: allocator.Registered | allocator.StatusRecorded) -> Response:
         network = node.network

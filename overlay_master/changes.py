@@ -72,6 +72,6 @@ def changes(result: Result) -> list[tuple[int, tuple[str, ...], int]]:
         return [(result.revision, result.agents, RECORDS | CONTAINERS)]
     if isinstance(result, allocator.ContainersReported) and result.changed:
         return [(result.revision, (result.agent,), CONTAINERS)]
-    if isinstance(result, allocator.Configured) and result.changed:
+    if isinstance(result, allocator.Configured | allocator.ReplicaAnnounced) and result.changed:
         return [(result.revision, (), RECORDS)]
     return []

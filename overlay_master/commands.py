@@ -67,6 +67,11 @@ def report_containers(ip: str, containers: Iterable[Mapping[str, Any]]) -> dict[
     return {"op": "containers", "ip": ip, "containers": [dict(c) for c in containers]}
 
 
+def announce_replica(raft: str, http: str) -> dict[str, Any]:
+    """Where the replica with Raft address ``raft`` serves its HTTP API."""
+    return {"op": "replica", "raft": raft, "http": http}
+
+
 def barrier() -> dict[str, Any]:
     return {"op": "barrier"}
 

@@ -37,6 +37,7 @@ class Snapshot:
     revision: int
     agents: list[AgentRecord]
     containers: Mapping[str, tuple[ContainerRecord, ...]] = field(default_factory=dict)
+    replicas: Mapping[str, str] = field(default_factory=dict)  # Raft address -> HTTP URL
 
 
 class Encoder:

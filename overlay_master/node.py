@@ -306,7 +306,11 @@ class Node:
             if cached is not None and cached[0] is state and cached[1].revision == state.revision:
                 return cached[1]
             snap = Snapshot(
-                state.network, state.revision, list(state.agents.values()), dict(state.containers)
+                state.network,
+                state.revision,
+                list(state.agents.values()),
+                dict(state.containers),
+                dict(state.replicas),
             )
             self._snapshot = (state, snap)
             return snap
@@ -330,6 +334,10 @@ class Node:
     @property
     def self_address(self) -> str:
         return self.raft.self_address
+
+    @property
+    def peers(self) -> tuple[str, ...]:
+        return self.raft.peers
 
     def alive(self) -> bool:
         """Liveness: the Raft tick thread runs (without it nothing is applied or answered)."""

@@ -33,6 +33,7 @@ DOCUMENTS: tuple[type, ...] = (
     contract.NetworkDeletedDoc,
     contract.ContainerListDoc,
     contract.ContainersReportedDoc,
+    contract.ClusterDoc,
 )
 IPV4: dict[str, Any] = {"type": "string", "format": "ipv4"}
 REVISION: dict[str, Any] = {"type": "integer", "minimum": 0}

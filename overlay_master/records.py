@@ -148,6 +148,13 @@ class ContainersReported:
 
 
 @dataclass(frozen=True)
+class ReplicaAnnounced:
+    raft: str
+    revision: int
+    changed: bool
+
+
+@dataclass(frozen=True)
 class Synced:
     """Answer to a barrier: the revision at this point of the log."""
 
@@ -162,6 +169,7 @@ Single = (
     | StatusRecorded
     | NetworkChanged
     | ContainersReported
+    | ReplicaAnnounced
     | Synced
 )
 

@@ -33,6 +33,10 @@ class Replica(Protocol):
         """This replica's Raft address, as the other replicas know it."""
 
     @property
+    def peers(self) -> tuple[str, ...]:
+        """The other replicas' Raft addresses, as configured."""
+
+    @property
     def drift(self) -> list[str]:
         """How the config file this replica started with differs from the log (empty: not)."""
 

@@ -43,11 +43,6 @@ class AgentReports:
     agents: dict[str, AgentRecord]
     containers: dict[str, tuple[ContainerRecord, ...]]
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        """Snapshots written before containers were reported have no ``containers``."""
-        self.__dict__.update(state)
-        self.__dict__.setdefault("containers", {})
-
     # -- statuses ---------------------------------------------------------------------------------
 
     def _status(self, command: dict[str, Any]) -> Result:

@@ -26,6 +26,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -65,6 +66,11 @@ def parser() -> argparse.ArgumentParser:
         "--peers", default="", help="the other replicas' Raft addresses, comma-separated"
     )
     p.add_argument("--http", help="HTTP API address HOST:PORT")
+    p.add_argument(
+        "--advertise-url",
+        help="URL the other replicas (and the Networking page) reach this API at (default: "
+        "http://HOST:PORT of --http, with the --self host when --http binds every address)",
+    )
     p.add_argument("--data-dir", help="directory for the Raft journal and snapshot")
     p.add_argument("--token-file", help="file holding the bearer token for state-changing requests")
     p.add_argument("--protect-reads", action="store_true", help="require the token for reads too")
@@ -131,14 +137,23 @@ def main(argv: Sequence[str]) -> int:
     node = Node(raft)
     try:
         node.wait_bound()
-        return _serve(
-            node, network, ApiSettings(token=token, protect_reads=args.protect_reads), http_socket
-        )
+        settings = ApiSettings(token=token, protect_reads=args.protect_reads)
+        url = args.advertise_url or _advertised(args.http, args.self_address)
+        return _serve(node, network, settings, http_socket, url)
     finally:
         node.close()
 
 
-def _serve(node: Node, network: NetworkConfig, settings: ApiSettings, sock: socket.socket) -> int:
+def _advertised(http: str, raft: str) -> str:
+    host, _, port = http.rpartition(":")
+    if host.strip("[]") in ("0.0.0.0", "::", ""):
+        host = raft.rpartition(":")[0]
+    return f"http://{host}:{port}"
+
+
+def _serve(
+    node: Node, network: NetworkConfig, settings: ApiSettings, sock: socket.socket, url: str
+) -> int:
     outcome = Outcome()
     server: uvicorn.Server | None = None
     tasks: list[asyncio.Task[None]] = []
@@ -167,6 +182,17 @@ def _serve(node: Node, network: NetworkConfig, settings: ApiSettings, sock: sock
         for line in node.drift:
             log.warning("config file differs from the log (the log's networks apply): %s", line)
         node.admitted = True
+        if node.snapshot().replicas.get(node.self_address) != url:
+            await write_until_committed(allocator.announce_replica(node.self_address, url))
+
+    async def write_until_committed(command: dict[str, Any]) -> None:
+        while True:
+            try:
+                await node.submit(command, timeout=5.0)
+                return
+            except NotReadyError as e:
+                log.info("waiting for a quorum to announce this replica: %s", e)
+                await asyncio.sleep(0.5)
 
     async def seed() -> bool:
         while True:

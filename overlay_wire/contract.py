@@ -56,6 +56,7 @@ DELETE_AGENTS_PATH = "/overlay-master/agents/delete"
 WATCH_PATH = "/overlay-master/watch"
 NETWORKS_PATH = "/overlay-master/networks"
 CONTAINERS_PATH = "/overlay-master/containers"
+CLUSTER_PATH = "/overlay-master/cluster"
 LEADER_PATH = "/overlay-master/leader"
 AGENT_OVERLAY_PATH = "/overlay-agent/overlay"
 REVISION_HEADER = "X-Overlay-Revision"  # the state revision an answer reflects
@@ -244,6 +245,27 @@ class NetworkDeletedDoc(TypedDict):
     name: str
     revision: int
     agents: list[str]  # agents whose block of it was freed
+
+
+class ReplicaDoc(TypedDict):
+    """One replica as the answering replica sees it."""
+
+    raft: str
+    http: NotRequired[str]  # its API, as it announced it in the log
+    self: bool  # the replica that answered
+    reachable: bool
+    role: NotRequired[str]  # follower | candidate | leader | unknown
+    ready: NotRequired[bool]
+    reason: NotRequired[str]
+
+
+class ClusterDoc(TypedDict):
+    """``GET /overlay-master/cluster``: the replicas, the leader, the revision."""
+
+    self: str
+    leader: NotRequired[str]
+    revision: int
+    replicas: list[ReplicaDoc]
 
 
 class ClusterStateDoc(TypedDict):

@@ -125,7 +125,15 @@ async def fake_agent(
 
 
 async def converged(w: World) -> None:
+    """Ready at the master's revision, nothing due, and its statuses reported: the report moves
+    the master's revision, so until it is made the agent is about to be not ready again."""
     await eventually(
         "the agent ready",
-        lambda: w.agent.ready() and w.agent.state.revision == w.master.revision and idle(w),
+        lambda: (
+            w.agent.ready()
+            and w.agent.state.revision == w.master.revision
+            and idle(w)
+            and not w.agent._report_kick.is_set()
+            and w.agent._reported == w.agent.statuses()
+        ),
     )

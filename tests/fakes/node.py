@@ -40,6 +40,7 @@ class FakeNode:
         self.encoding = Encoder(self.changes)
         self.fault: Fault = None
         self.self_address = "127.0.0.1:7001"
+        self.peers: tuple[str, ...] = ()
         self.drift: list[str] = []
         self.waiting = 0  # watchers parked in wait_revision_above (tests wait on this)
         self._changed: asyncio.Event | None = None
@@ -102,7 +103,11 @@ class FakeNode:
     def snapshot(self) -> Snapshot:
         state = self.state
         return Snapshot(
-            state.network, state.revision, list(state.agents.values()), dict(state.containers)
+            state.network,
+            state.revision,
+            list(state.agents.values()),
+            dict(state.containers),
+            dict(state.replicas),
         )
 
     def record(self, ip: str) -> tuple[NetworkConfig | None, AgentRecord | None]:
