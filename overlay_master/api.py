@@ -42,6 +42,7 @@ from overlay_master.replica import Replica
 from overlay_master.routing import AgentIp, Routes, json_answer
 from overlay_master.schema import DeleteAgents, RegisterAgent, ReportStatus
 from overlay_master.watch import WatchFastPath
+from overlay_master.web import add_web_routes
 from overlay_wire.contract import AGENTS_PATH, DELETE_AGENTS_PATH, LEADER_PATH, STATE_PATH
 
 __all__ = ["ApiSettings", "create_app"]
@@ -81,6 +82,7 @@ def create_app(
     )
     add_network_routes(routes)
     add_cluster_routes(routes)
+    add_web_routes(routes)
 
     def record_response(result: allocator.Registered | allocator.StatusRecorded) -> Response:
         network = node.network
