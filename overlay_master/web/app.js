@@ -19,7 +19,7 @@
 const API = '/overlay-master';
 const WATCH_TIMEOUT = 25; // seconds; the server allows up to 300
 const CLUSTER_EVERY = 2000; // ms, while the cluster view is shown
-const HEALTH_EVERY = 3000; // ms
+const HEALTH_EVERY = 2000; // ms
 const NEARLY_FULL = 0.9; // share of a bridge half's addresses in use that earns a warning
 const TOKEN_KEY = 'overlay-token';
 
@@ -59,9 +59,13 @@ const $ = (id) => document.getElementById(id);
 
 function table(caption, headings, rows, empty) {
   if (rows.length === 0) return h('p', { class: 'empty' }, empty);
+  // each cell names its column: a phone shows a row as a card (style.css)
+  for (const row of rows) {
+    [...row.children].forEach((cell, i) => cell.setAttribute('data-label', headings[i]));
+  }
   return h(
     'div',
-    { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': caption },
+    { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': caption, 'data-key': 'table:' + caption },
     h(
       'table',
       null,
@@ -483,6 +487,7 @@ function drawHeader() {
   const where = health ? `${health.self} (${health.role})` : 'this replica';
   if (state.loadError) live.textContent = `${where}: not following (${state.loadError.message})`;
   else if (state.revision === null) live.textContent = `${where}: connecting…`;
+  else if (health && !health.ready) live.textContent = `${where} · revision ${state.revision} · not ready`;
   else live.textContent = `${where} · revision ${state.revision} · live`;
   const banner = $('banner');
   let text = null;
@@ -516,7 +521,7 @@ class ApiFailure extends Error {
   }
 }
 
-async function api(method, path, body) {
+async function api(method, path, body, signal) {
   const headers = { Accept: 'application/json' };
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers.Authorization = 'Bearer ' + token;
@@ -529,8 +534,10 @@ async function api(method, path, body) {
       body: body === undefined ? undefined : JSON.stringify(body),
       cache: 'no-store',
       credentials: 'omit',
+      signal,
     });
   } catch (e) {
+    if (e.name === 'AbortError') throw new ApiFailure(0, 'aborted', 'stopped while hidden');
     throw new ApiFailure(0, 'unreachable', `no answer (${e.message})`);
   }
   let doc = null;
@@ -547,6 +554,25 @@ async function api(method, path, body) {
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// A hidden tab follows nothing: a browser opens at most six connections to one host, and every
+// open tab of this page would otherwise hold one of them in a long poll.
+let watchInFlight = null; // AbortController of the watch request
+let shown = []; // resolvers waiting for the tab to be shown again
+
+function whenShown() {
+  if (!document.hidden) return Promise.resolve();
+  return new Promise((resolve) => shown.push(resolve));
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (document.hidden) {
+    if (watchInFlight) watchInFlight.abort();
+    return;
+  }
+  for (const resolve of shown) resolve();
+  shown = [];
+});
 let tokenGiven = null; // resolves when a token is entered (a 401 waits for it)
 
 function waitForToken() {
@@ -583,9 +609,12 @@ async function follow() {
   let since = 0;
   let backoff = 0;
   for (;;) {
+    await whenShown();
     try {
       const query = `since=${since}&timeout=${since === 0 ? 0 : WATCH_TIMEOUT}&include=containers`;
-      const doc = await api('GET', `${API}/watch?${query}`);
+      watchInFlight = new AbortController();
+      const doc = await api('GET', `${API}/watch?${query}`, undefined, watchInFlight.signal);
+      watchInFlight = null;
       const moved = doc.full || doc.revision !== state.revision || state.networks === null;
       applyWatch(doc);
       if (moved) await refreshNetworks();
@@ -595,6 +624,8 @@ async function follow() {
       if (moved) draw();
       else drawHeader();
     } catch (error) {
+      watchInFlight = null;
+      if (error.reason === 'aborted') continue;
       state.loadError = error;
       draw();
       if (error.status === 401) {
@@ -609,6 +640,7 @@ async function follow() {
 
 async function pollHealth() {
   for (;;) {
+    await whenShown();
     try {
       const [ready, leader] = await Promise.all([
         fetch('/readyz', { cache: 'no-store' }).then((r) => r.json()),
@@ -627,6 +659,7 @@ let clusterWake = null; // cuts the cluster poll's pause short when its view is 
 
 async function pollCluster() {
   for (;;) {
+    await whenShown();
     if (route().view === 'cluster') {
       try {
         state.cluster = await api('GET', `${API}/cluster`);
