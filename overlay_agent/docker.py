@@ -285,6 +285,26 @@ class Docker:
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise DockerError(f"listing networks at {self.host}: {e}") from e
 
+    def network_containers(self, name: str) -> Mapping[str, Any]:
+        """The ``Containers`` map of network ``name`` (``GET /networks/<name>``); empty if Docker
+        has no such network."""
+        what = f"inspecting network {name}"
+        try:
+            answer = self._http.request("GET", f"/networks/{name}", timeout=LIST_TIMEOUT)
+        except httpx.HTTPError as e:
+            raise DockerError(f"{what}: cannot reach Docker at {self.host}: {e}") from e
+        if answer.status_code == 404:
+            return {}
+        if answer.is_error:
+            raise DockerError(f"{what}: {answer.status_code} {_message(answer)}")
+        try:
+            containers = answer.json().get("Containers") or {}
+        except (json.JSONDecodeError, AttributeError) as e:
+            raise DockerError(f"{what}: Docker answered with invalid JSON") from e
+        if not isinstance(containers, Mapping):
+            raise DockerError(f"{what}: Containers is not an object")
+        return containers
+
     def create(self, spec: NetworkSpec) -> None:
         self.writes += 1
         self._call("POST", "/networks/create", f"creating {spec.describe()}", spec.request())

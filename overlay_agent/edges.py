@@ -9,8 +9,8 @@ pass with nothing to do must write nothing, and that is how it is checked.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from overlay_agent.desired import Masquerade
 from overlay_agent.docker import DockerOutcome, NetworkSpec
@@ -56,6 +56,10 @@ class DockerEdge(Protocol):
 
     def ensure(self, want: Sequence[NetworkSpec]) -> DockerOutcome:
         """Make Docker hold ``want``; never raises for Docker's answers, reports them instead."""
+        ...
+
+    def network_containers(self, name: str) -> Mapping[str, Any]:
+        """Docker's ``Containers`` map of network ``name``; raises ``DockerError``."""
         ...
 
     def close(self) -> None: ...

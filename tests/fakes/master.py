@@ -40,6 +40,7 @@ class FakeMaster:
         self.unavailable: set[str] = set()  # host names answering 503
         self.requests: list[tuple[str, str, str]] = []  # (host, method, path) that got an answer
         self.reports: list[tuple[str, list[dict[str, Any]]]] = []
+        self.containers: dict[str, list[dict[str, Any]]] = {}  # ip -> its last container report
         self.watches: list[tuple[int, bool]] = []  # (since, full) of every watch answered
         self.slots: dict[str, int] = {}  # ip -> n: the n-th agent to register
         self._log: list[tuple[int, str]] = []  # (revision, ip) of each change
@@ -112,6 +113,8 @@ class FakeMaster:
         parts = path.removeprefix(AGENTS_PATH + "/").split("/")
         if request.method == "PUT" and len(parts) == 2 and parts[1] == "status":
             return self._status(parts[0], json.loads(request.content))
+        if request.method == "PUT" and len(parts) == 2 and parts[1] == "containers":
+            return self._containers(parts[0], json.loads(request.content)["containers"])
         return _error(404, "not_found", f"no route {request.method} {path}")
 
     def _register(self, body: dict[str, Any]) -> httpx.Response:
@@ -171,6 +174,18 @@ class FakeMaster:
         if changed:
             self._change(ip)
         return self._answer(record)
+
+    def _containers(self, ip: str, containers: list[dict[str, Any]]) -> httpx.Response:
+        """As the master: replaced whole; a changed list is a new revision that touches no
+        agent record (agents watching get an empty delta)."""
+        if ip not in self.agents:
+            return _error(404, "unknown_agent", f"no agent {ip}")
+        if self.containers.get(ip) != containers:
+            self.containers[ip] = containers
+            self.revision += 1
+            self._wake()
+        body = {"agent": ip, "revision": self.revision, "containers": len(containers)}
+        return self._answer(body)
 
     def _answer(self, body: dict[str, Any]) -> httpx.Response:
         return httpx.Response(200, json=body, headers={REVISION_HEADER: str(self.revision)})

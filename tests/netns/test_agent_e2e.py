@@ -18,7 +18,7 @@ import pytest
 
 from tests.harness.cluster import ROOT, Cluster, free_ports, running_cluster
 from tests.netns.harness import delete_fdb_by_hand, expected_peer_objects, fdb, neighbours, routes
-from tests.netns.topology import Bed, Container, add_container, ping_check, sh, wait_for
+from tests.netns.topology import Bed, Container, add_container, cni, ping_check, sh, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -232,3 +232,33 @@ def test_masters_gone_keeps_the_data_plane_and_the_agent_retrying(world: World) 
     )
     assert ping_check(c1.ns, c2.ip)()
     assert a1.ready()
+
+
+def test_containers_show_on_every_master_and_survive_a_leader_kill(world: World) -> None:
+    """Agents report the containers CNI attached (host-local's leases) through the log: every
+    replica lists them with the addresses CNI gave, a killed leader changes nothing, and a
+    container removed with CNI DEL disappears."""
+    masters = world.masters
+    a1, a2 = world.agents[0], world.agents[1]
+    c1, c2 = world.container(a1, "c1"), world.container(a2, "c2")
+
+    def listed(replica: Any) -> set[tuple[str, str, str | None]]:
+        answer = httpx.get(f"{replica.url}/overlay-master/containers", timeout=5)
+        if answer.status_code != 200:  # e.g. 503 while a new leader is elected
+            return set()
+        return {(c["id"], c["agent"], c.get("address")) for c in answer.json()["containers"]}
+
+    want = {(c1.id, a1.ip, c1.ip), (c2.id, a2.ip, c2.ip)}
+    for replica in masters.replicas:
+        wait_for(f"the containers on {replica.url}", lambda r=replica: listed(r) == want)
+    masters.kill(masters.leader())
+    survivors = [r for r in masters.replicas if r.alive]
+    for replica in survivors:
+        wait_for("the containers after the kill", lambda r=replica: listed(r) == want)
+    cni(world.bed, "DEL", c2.agent_ns, c2.ns, c2.conf, c2.id)
+    for replica in survivors:
+        wait_for(
+            "the removed container gone",
+            lambda r=replica: listed(r) == {(c1.id, a1.ip, c1.ip)},
+            timeout=15,
+        )
