@@ -134,8 +134,9 @@ class Reconciler:
         """``desired(...)``, computed again only when its inputs change: a resync pass between
         two changes reuses it (thousands of peers: a sizeable share of a no-change pass)."""
         options, last = self.settings.options, self._last_want
-        # The state is immutable: the same object means the same state (never compare it deeply).
-        if last is None or last[0] is not state or last[1:3] != (options, underlay_mtu):
+        # The state is immutable and keeps its parts when a revision changed neither (e.g. a
+        # container report elsewhere): the same parts mean the same inputs (never compared deeply).
+        if last is None or not last[0].same_content(state) or last[1:3] != (options, underlay_mtu):
             last = (state, options, underlay_mtu, desired(state.document(), options, underlay_mtu))
             self._last_want = last
         return last[3]
