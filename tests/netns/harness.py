@@ -14,7 +14,7 @@ from typing import Any
 from overlay_agent.cluster import ClusterState
 from overlay_agent.desired import AgentOptions
 from overlay_agent.docker import Docker
-from overlay_agent.nat import Nat
+from overlay_agent.firewall import Firewall
 from overlay_agent.netlink import Kernel
 from overlay_agent.reconciler import Outcome, Reconciler, Settings
 from tests import statedoc
@@ -50,7 +50,7 @@ def local_agent(bed: Bed, k: int, docker_host: str | None = None, **options: Any
     data_dir = bed.root / f"a{k}" / "run" / "cni" / "networks"
     settings = Settings(AgentOptions(ip=IPv4Address(ip), **options), ns, cni_dir, data_dir)
     engine = Docker(docker_host) if docker_host else None
-    reconciler = Reconciler(settings, Kernel(ns, IPv4Address(ip)), Nat(ns), engine)
+    reconciler = Reconciler(settings, Kernel(ns, IPv4Address(ip)), Firewall(ns), engine)
     return LocalAgent(k, ns, ip, cni_dir, data_dir, reconciler)
 
 
