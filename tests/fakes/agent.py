@@ -126,7 +126,14 @@ async def fake_agent(
 
 
 async def converged(w: World) -> None:
+    """Ready on the master's latest revision, with nothing left to do or to report (a status
+    report still on its way makes a new revision, and the agent not ready until it follows)."""
     await eventually(
         "the agent ready",
-        lambda: w.agent.ready() and w.agent.state.revision == w.master.revision and idle(w),
+        lambda: (
+            w.agent.ready()
+            and w.agent.state.revision == w.master.revision
+            and idle(w)
+            and w.agent._reported == w.agent.statuses()
+        ),
     )
