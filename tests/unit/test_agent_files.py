@@ -30,8 +30,12 @@ def test_cni_configs_written_once_and_stale_ones_of_ours_removed(tmp_path: Path)
         "routes": [{"dst": "0.0.0.0/0"}],
     }
     (cni_dir / "other.conf").write_text('{"type": "macvlan"}')
+    (data / "dcos").mkdir()
+    (data / "dcos" / "9.0.0.2").write_text("container-id")  # host-local's lease
+    (data / "other").mkdir()
     assert cni.ensure_configs(cni_dir, data, []) == 1
     assert sorted(p.name for p in cni_dir.iterdir()) == ["other.conf"]
+    assert sorted(p.name for p in data.iterdir()) == ["other"]  # only the leases of ours
 
 
 def test_capacity_counts_host_local_leases_inside_the_half(tmp_path: Path) -> None:
