@@ -71,6 +71,7 @@ def test_networks_added_changed_and_deleted_follow_from_the_watch_alone(tmp_path
             bridges = {b.name for b in w.kernel.ns.observe(IPv4Address(ME)).bridges}
             assert bridges == {"m-dcos", "d-dcos", "m-apps", "d-apps"}
             assert (cni_dir / "apps.conf").exists()
+            assert addresses(w, "m-apps") == 125.0  # a /25 half: free addresses
             assert w.firewall.table is not None
             assert IPv4Network("10.128.0.0/9") in w.firewall.table["sources4"]
 
@@ -89,11 +90,20 @@ def test_networks_added_changed_and_deleted_follow_from_the_watch_alone(tmp_path
             bridges = {b.name for b in w.kernel.ns.observe(IPv4Address(ME)).bridges}
             assert bridges == {"m-apps", "d-apps"}
             assert sorted(p.name for p in cni_dir.iterdir()) == ["apps.conf"]
+            assert addresses(w, "m-dcos") is None  # its metrics went with it
             assert w.firewall.table["allowed4"] == {(pair[1], pair[1])}
             # all of it from the watch: the agent registered once
             assert [r for r in w.master.requests if r[1] == "POST"] == registrations
 
     run(scenario)
+
+
+def addresses(w: World, bridge: str) -> float | None:
+    """The free-address gauge of ``bridge``, as a scrape of /metrics would read it."""
+    w.agent.overlay_document()  # what /metrics does first
+    return w.agent.metrics.registry.get_sample_value(
+        "overlay_agent_bridge_addresses", {"bridge": bridge, "kind": "free"}
+    )
 
 
 def test_master_loss_keeps_the_data_plane_and_retries_with_backoff(tmp_path: Path) -> None:
