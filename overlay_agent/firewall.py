@@ -11,6 +11,9 @@ virtual networks, for IPv4 and IPv6.
 - Anti-spoofing: a packet entering from one of our bridges (``m-*``, ``d-*``) with an overlay
   source address that is not routed back through that bridge is dropped (strict reverse path,
   ``fib``). Without it a container could borrow another network's address and pass isolation.
+  A packet from our bridges whose source is in no network is not forwarded either: isolation
+  knows only networks, and such a source is either forged or a container left on a deleted
+  network's bridge (Docker keeps one while containers use it).
 
 Design notes
 ------------
@@ -46,6 +49,7 @@ LEGACY = ("ip", TABLE)
 MASQUERADE_COMMENT = "overlay-agent egress masquerade"
 ISOLATION_COMMENT = "overlay-agent isolation"
 SPOOFING_COMMENT = "overlay-agent anti-spoofing"
+FOREIGN_COMMENT = "overlay-agent source in no network"
 BRIDGES = ("d-*", "m-*")  # our bridges' names, as nft lists them (sorted)
 TIMEOUT = 10.0
 FAMILIES = {4: ("ip", "ipv4_addr"), 6: ("ip6", "ipv6_addr")}
@@ -164,6 +168,11 @@ def render(want: Contents) -> str:
         f' comment "{MASQUERADE_COMMENT}"\n'
         for v, (ip, _) in FAMILIES.items()
     )
+    foreign = "".join(
+        f"    iifname {{ {bridges} }} {ip} saddr != @overlays{v}"
+        f' counter drop comment "{FOREIGN_COMMENT}"\n'
+        for v, (ip, _) in FAMILIES.items()
+    )
     isolate = "".join(
         f"    {ip} saddr @overlays{v} {ip} daddr @overlays{v} {ip} saddr . {ip} daddr"
         f' != @allowed{v} counter drop comment "{ISOLATION_COMMENT}"\n'
@@ -179,7 +188,7 @@ def render(want: Contents) -> str:
         "  chain forward {\n"
         "    type filter hook forward priority filter; policy accept;\n"
         "    ct state established ct direction reply accept\n"
-        "    ct state related accept\n" + isolate + "  }\n"
+        "    ct state related accept\n" + foreign + isolate + "  }\n"
         "}\n"
     )
 
@@ -253,13 +262,14 @@ def _rules() -> dict[str, list[Any]]:
         return {"payload": {"protocol": ip, "field": which}}
 
     counter = {"counter": None}
-    prerouting, postrouting, forward = [], [], []
+    bridges = match("==", {"meta": {"key": "iifname"}}, {"set": list(BRIDGES)})
+    prerouting, postrouting, foreign, forward = [], [], [], []
     for v, (ip, _) in FAMILIES.items():
         prerouting.append(
             [
                 SPOOFING_COMMENT,
                 [
-                    match("==", {"meta": {"key": "iifname"}}, {"set": list(BRIDGES)}),
+                    bridges,
                     match("==", addr(ip, "saddr"), f"@overlays{v}"),
                     match("==", {"fib": {"result": "oif", "flags": ["saddr", "iif"]}}, False),
                     counter,
@@ -276,6 +286,12 @@ def _rules() -> dict[str, list[Any]]:
                     counter,
                     {"masquerade": None},
                 ],
+            ]
+        )
+        foreign.append(
+            [
+                FOREIGN_COMMENT,
+                [bridges, match("!=", addr(ip, "saddr"), f"@overlays{v}"), counter, {"drop": None}],
             ]
         )
         pair = {"concat": [addr(ip, "saddr"), addr(ip, "daddr")]}
@@ -300,7 +316,7 @@ def _rules() -> dict[str, list[Any]]:
     return {
         "prerouting": prerouting,
         "postrouting": postrouting,
-        "forward": [[None, replies], [None, related], *forward],
+        "forward": [[None, replies], [None, related], *foreign, *forward],
     }
 
 

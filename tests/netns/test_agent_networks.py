@@ -338,7 +338,7 @@ def test_a_network_added_at_runtime_reaches_every_agent_and_networks_are_isolate
 
     # egress is still masqueraded; overlay to overlay keeps its source
     serve(live, live.bed.underlay, "underlay")
-    log = serve(live, p2.ns, "p2")
+    p2_log = serve(live, p2.ns, "p2")
     assert answered(p1.ns, "192.0.2.1") == a1.ip
     assert answered(d1.ns, ip[p2.ns], "", "40000") == ip[d1.ns]  # a flow from a fixed port
 
@@ -347,14 +347,19 @@ def test_a_network_added_at_runtime_reaches_every_agent_and_networks_are_isolate
     assert ask(d1.ns, ip[p2.ns], "", "40000") is None
     assert answered(p1.ns, ip[p2.ns]) == ip[p1.ns]
 
-    # a container borrowing another network's address gets nowhere
+    # a container borrowing another network's address gets nowhere, nor one using an address
+    # of no network (forged, or left behind on a deleted network's bridge)
     spoofed = str(IPv4Network(record(world, 1, "apps")["mesos_bridge"]["ip"]).broadcast_address - 1)
-    sh("ip", "-n", d1.ns, "addr", "add", f"{spoofed}/32", "dev", "eth0")
-    spoofing = counted(a1.ns, "prerouting")
+    foreign = "203.0.113.7"
+    for address in (spoofed, foreign):
+        sh("ip", "-n", d1.ns, "addr", "add", f"{address}/32", "dev", "eth0")
+    drops = counted(a1.ns, "prerouting"), counted(a1.ns, "forward")
     assert ask(d1.ns, ip[p2.ns], spoofed) is None
-    assert answered(p1.ns, ip[p2.ns]) == ip[p1.ns]  # sent after it, on the same path
-    assert spoofed not in log.read_text().split()
-    assert counted(a1.ns, "prerouting") > spoofing
+    assert ask(d1.ns, ip[p2.ns], foreign) is None
+    assert answered(p1.ns, ip[p2.ns]) == ip[p1.ns]  # sent after them, on the same path
+    arrived = p2_log.read_text().split()
+    assert spoofed not in arrived and foreign not in arrived, arrived
+    assert counted(a1.ns, "prerouting") > drops[0] and counted(a1.ns, "forward") > drops[1]
 
     # nothing more to do: passes write nothing, isolation and all; one registration each
     for a in live.agents:

@@ -118,6 +118,7 @@ def test_render_defines_every_set_and_rule_in_one_transaction() -> None:
     assert text.count("masquerade comment") == 2
     assert text.count('drop comment "overlay-agent isolation"') == 2
     assert text.count("fib saddr . iif oif missing") == 2
+    assert text.count('drop comment "overlay-agent source in no network"') == 2
     assert "ct state established ct direction reply accept" in text
 
 
@@ -143,6 +144,14 @@ def rules(doc: dict[str, Any], chain: str) -> list[dict[str, Any]]:
     return [e["rule"] for e in doc["nftables"] if e.get("rule", {}).get("chain") == chain]
 
 
+def commented(doc: dict[str, Any], comment: str) -> dict[str, Any]:
+    """The first rule with this comment."""
+    found: dict[str, Any] = next(
+        e["rule"] for e in doc["nftables"] if e.get("rule", {}).get("comment") == comment
+    )
+    return found
+
+
 def edited(change: Any) -> dict[str, Any]:
     doc = golden()
     change(doc)
@@ -153,7 +162,10 @@ def edited(change: Any) -> dict[str, Any]:
     "change",
     [
         # a rule's operator flipped: isolation would let everything through
-        lambda d: rules(d, "forward")[2]["expr"][2]["match"].update(op="=="),
+        lambda d: commented(d, firewall.ISOLATION_COMMENT)["expr"][2]["match"].update(op="=="),
+        # a bridge name pattern changed: anti-spoofing would miss every packet
+        lambda d: commented(d, firewall.SPOOFING_COMMENT)["expr"][0]["match"].update(right="x-*"),
+        lambda d: d["nftables"].remove({"rule": commented(d, firewall.FOREIGN_COMMENT)}),
         # an accept rule added by hand
         lambda d: d["nftables"].append({"rule": {**rules(d, "forward")[1], "handle": 99}}),
         # the exemption widened to every established packet (the original design's hole)
