@@ -24,8 +24,18 @@ from overlay_wire.contract import REVISION_HEADER
 from tests.netns import dockerd
 from tests.netns.agents import AgentProcess, World, running_world
 from tests.netns.dockerd import Dockerd, running_dockerd
-from tests.netns.harness import expected_peer_objects, fdb, neighbours, routes
-from tests.netns.topology import Bed, Container, add_container, ipj, ping_check, sh, wait_for
+from tests.netns.harness import (
+    bridges,
+    counted,
+    elements,
+    expected_peer_objects,
+    fdb,
+    gateway,
+    neighbours,
+    network_routes,
+    routes,
+)
+from tests.netns.topology import Bed, Container, add_container, ping_check, sh, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -61,52 +71,7 @@ def live(bed: Bed, tmp_path: Path) -> Iterator[Live]:
         yield Live(world, daemon)
 
 
-# -- what the kernel, the files and Docker hold (read independently of the agent) ---------------
-
-
-def elements(ns: str) -> dict[str, set[str]]:
-    """The agent's nftables sets as text: "9.0.0.0/8", "9.0.0.0/8 . 10.128.0.0/16"."""
-    done = sh("ip", "netns", "exec", ns, "nft", "-j", "list", "table", "inet", "overlay_agent")
-    sets: dict[str, set[str]] = {}
-    for item in json.loads(done.stdout)["nftables"]:
-        if "set" in item:
-            sets[item["set"]["name"]] = {_text(e) for e in item["set"].get("elem", [])}
-    return sets
-
-
-def _text(element: Any) -> str:
-    if isinstance(element, dict) and "concat" in element:
-        return " . ".join(_text(p) for p in element["concat"])
-    if isinstance(element, dict):
-        return f"{element['prefix']['addr']}/{element['prefix']['len']}"
-    return str(element)
-
-
-def counted(ns: str, chain: str) -> int:
-    """Packets our rules in ``chain`` have counted (isolation drops, spoofing drops)."""
-    done = sh(
-        "ip", "netns", "exec", ns, "nft", "-j", "list", "chain", "inet", "overlay_agent", chain
-    )
-    return sum(
-        e["counter"]["packets"]
-        for item in json.loads(done.stdout)["nftables"]
-        if "rule" in item
-        for e in item["rule"]["expr"]
-        if "counter" in e
-    )
-
-
-def bridges(ns: str) -> set[str]:
-    return {link["ifname"] for link in ipj(ns, "link", "show", "type", "bridge")}
-
-
-def gateway(ns: str, bridge: str) -> set[str]:
-    (link,) = ipj(ns, "-4", "addr", "show", "dev", bridge)
-    return {f"{a['local']}/{a['prefixlen']}" for a in link["addr_info"]}
-
-
-def network_routes(ns: str, space: IPv4Network) -> set[str]:
-    return {dst for dst, _ in routes(ns) if IPv4Network(dst).subnet_of(space)}
+# -- what the masters allocated, and what each agent holds of it ---------------------------------
 
 
 def record(world: World, k: int, name: str) -> dict[str, Any]:
