@@ -12,6 +12,9 @@ Design notes
   reports, for the revision the pass was computed from. A pass with nothing to do writes nothing.
 - Docker (if a daemon is configured) goes first in a pass: its networks own ``d-<name>`` together
   with the agent, and the order that keeps the two from fighting is explained in docker.py.
+- The firewall (egress NAT, isolation) goes after the kernel step and before the CNI configs: no
+  container can join a new network through CNI before the firewall knows the network, and one
+  that joins through Docker in between is in no known network, so not forwarded (firewall.py).
 - Failures are contained: an operation that fails is recorded against the overlay it serves
   (``STATUS_FAILED`` + error) and the rest of the plan still runs; the next pass retries.
 - Our own record missing from the state (deleted on the master): the kernel is left alone and the
