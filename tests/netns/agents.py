@@ -12,6 +12,7 @@ import contextlib
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,25 @@ class AgentProcess:
 
 
 @dataclass
+class Answer:
+    response: httpx.Response
+    repeated: bool  # after a 503: an earlier try may have been applied already
+
+    @property
+    def status(self) -> int:
+        return self.response.status_code
+
+    @property
+    def error(self) -> str | None:
+        body = self.response.json()
+        return body.get("error") if isinstance(body, dict) else None
+
+    def done(self, status: int, *already: str) -> bool:
+        """``status``, or, if repeated, an ``already`` error saying an earlier try went through."""
+        return self.status == status or (self.repeated and self.error in already)
+
+
+@dataclass
 class World:
     bed: Bed
     masters: Cluster
@@ -74,12 +94,20 @@ class World:
         body: dict[str, Any] = self.masters.state(replica).json()
         return body
 
-    def master(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        """One request to a live replica, with the token (any replica takes any request)."""
+    def master(self, method: str, path: str, **kw: Any) -> Answer:
+        """A request to a live replica, with the token (any replica takes any request). A 503
+        (no quorum: the outcome is unknown) is repeated, as the API asks, for up to a minute."""
         replica = next(r for r in self.masters.replicas if r.alive)
-        return httpx.request(
-            method, f"{replica.url}{path}", headers=self.masters.auth, timeout=10, **kw
-        )
+        deadline = time.monotonic() + 60
+        repeated = False
+        while True:
+            response = httpx.request(
+                method, f"{replica.url}{path}", headers=self.masters.auth, timeout=15, **kw
+            )
+            if response.status_code != 503 or time.monotonic() > deadline:
+                return Answer(response, repeated)
+            repeated = True
+            time.sleep(float(response.headers.get("Retry-After", "1")))
 
     def container(self, agent: AgentProcess, name: str, network: str = "dcos") -> Container:
         c = add_container(self.bed, agent.ns, agent.cni_dir / f"{network}.conf", name)
