@@ -2,7 +2,7 @@
 
 For every local overlay with a Docker bridge the agent keeps a Docker network named after the
 overlay: bridge driver, ``com.docker.network.bridge.name=d-<name>``, masquerade off (egress NAT
-is ours, see nat.py), the overlay MTU and ``subnet`` = the upper half of the agent subnet. The
+is ours, see firewall.py), the overlay MTU and ``subnet`` = the upper half of the agent subnet. The
 module has a PURE part (``specs``, ``parse``, ``diff``, ``hand_over``) and a thin I/O part
 (``Docker``: the Engine API over its unix socket with httpx; no docker CLI involved).
 
