@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from bench.stats import median
 from overlay_agent.cluster import ClusterState
 from overlay_agent.desired import AgentOptions, desired, forget_parsed
-from overlay_agent.nat import Nat, render
+from overlay_agent.firewall import Firewall, contents, render
 from overlay_agent.netlink import Kernel
 from overlay_agent.plan import plan
 from overlay_agent.reconciler import Reconciler, Settings
@@ -89,7 +89,7 @@ def agent_run(bed: Bed, peers: int, run: int) -> AgentRun:
     fewer = ClusterState.from_document(document(peers - 1), 2)  # the last peer is gone
     back = ClusterState.from_document(document(peers), 3)  # ... and back
     try:
-        reconciler = Reconciler(settings, kernel, Nat(ns))
+        reconciler = Reconciler(settings, kernel, Firewall(ns))
         forget_parsed()  # as in a fresh agent process
         seconds, cold = timed(lambda: reconciler.reconcile(full))
         assert cold.converged, cold
@@ -155,7 +155,7 @@ def batch_run(bed: Bed, peers: int, run: int) -> float:
         )
     want = desired(document(peers), AgentOptions(ip=IPv4Address(ME)), 1500)
     assert want is not None and want.masquerade is not None
-    nft = render(want.masquerade)
+    nft = render(contents(want.masquerade, want.isolation))
     files = []
     for name, lines in (("links", links), ("fdb", fdb), ("routes", routes)):
         path = bed.root / f"{name}-{peers}.batch"

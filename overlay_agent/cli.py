@@ -21,9 +21,9 @@ from overlay_agent.client import MasterClient
 from overlay_agent.desired import AgentOptions
 from overlay_agent.docker import DEFAULT_SOCKET, Docker
 from overlay_agent.errors import AgentError, ConfigError
+from overlay_agent.firewall import Firewall
 from overlay_agent.loop import AgentLoop
 from overlay_agent.metrics import Metrics
-from overlay_agent.nat import Nat
 from overlay_agent.netlink import Kernel
 from overlay_agent.reconciler import Reconciler, Settings
 from overlay_wire.contract import DEFAULT_VXLAN_PORT
@@ -168,7 +168,7 @@ async def serve(cfg: CliSettings) -> None:
     client = MasterClient(cfg.masters, cfg.token)
     metrics = Metrics()
     engine = Docker(cfg.docker_host) if cfg.docker_host else None
-    reconciler = Reconciler(agent, kernel, Nat(agent.netns), engine)
+    reconciler = Reconciler(agent, kernel, Firewall(agent.netns), engine)
     runner = AgentLoop(
         agent, reconciler, client, metrics, cfg.resync, cfg.watch_timeout, executor=executor
     )

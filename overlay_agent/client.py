@@ -103,6 +103,10 @@ class MasterClient:
         deadline = None if give_up_after is None else time.monotonic() + give_up_after
         return await self._request(method, path, deadline=deadline, **kwargs)
 
+    async def report_containers(self, ip: str, containers: list[dict[str, str]]) -> dict[str, Any]:
+        path = f"/overlay-master/agents/{ip}/containers"
+        return await self._request("PUT", path, json={"containers": containers})
+
     async def _request(
         self, method: str, path: str, deadline: float | None = None, **kwargs: Any
     ) -> dict[str, Any]:

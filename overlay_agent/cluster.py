@@ -21,6 +21,10 @@ class ClusterState:
     network: Mapping[str, Any] = field(default_factory=dict)
     agents: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
 
+    def same_content(self, other: ClusterState) -> bool:
+        """The same parts (the same objects, whatever the revision): the same content."""
+        return self.network is other.network and self.agents is other.agents
+
     def document(self) -> dict[str, Any]:
         """The ``/overlay-master/state`` shape: ``{"agents": [...], "network": {...}}``."""
         return {"agents": [self.agents[ip] for ip in sorted(self.agents)], "network": self.network}
@@ -37,6 +41,10 @@ class ClusterState:
             raise StateError("watch answer 'agents' and 'deleted' must be lists")
         if not isinstance(network, Mapping):
             raise StateError("watch answer 'network' must be an object")
+        if not answer.get("full") and not records and not deleted and network == self.network:
+            # A revision that changed nothing an agent reads (a container report, a replica
+            # announcement): keep the same parts, so that what was computed from them is reused.
+            return ClusterState(revision, self.network, self.agents)
         agents = {} if answer.get("full") else dict(self.agents)
         for ip in deleted:
             agents.pop(str(ip), None)

@@ -5,13 +5,15 @@ standard ``bridge`` plugin on ``m-<name>`` (gateway, hairpin, no masquerade: egr
 with ``host-local`` IPAM over the lower half of the agent subnet. host-local keeps its leases in a
 ``dataDir`` of this agent's own under a run directory (tmpfs on a real host: DC/OS leaked leases
 across reboots with a persistent one). Files are written atomically and only when their content
-changes; configs of overlays we no longer have are removed (only files we recognise as ours).
+changes; configs of overlays we no longer have are removed (only files we recognise as ours),
+and with them their host-local leases.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
@@ -72,6 +74,7 @@ def ensure_configs(cni_dir: Path, data_dir: Path, overlays: Iterable[LocalOverla
         for path in cni_dir.glob("*.conf"):
             if path.name not in wanted and _ours(path, data_dir):
                 path.unlink()
+                _forget_leases(data_dir / path.stem)
                 changed += 1
     except OSError as e:
         raise CniError(f"writing CNI configs in {cni_dir}: {e}") from e
@@ -114,6 +117,13 @@ def _write_if_changed(path: Path, doc: dict[str, Any]) -> bool:
     tmp.write_text(text)
     os.replace(tmp, path)
     return True
+
+
+def _forget_leases(leases: Path) -> None:
+    """host-local's leases of a network we no longer have: a later network of the same name
+    starts with none (and the capacity it reports is its own)."""
+    if leases.is_dir():
+        shutil.rmtree(leases)
 
 
 def _ours(path: Path, data_dir: Path) -> bool:

@@ -10,7 +10,8 @@ Rules (DC/OS recipe, reference section 4, plus ours):
   half as gateway, the overlay MTU, and IP forwarding on;
 - per remote agent sharing an overlay with us: a permanent neighbour (VTEP IP -> VTEP MAC), an FDB
   entry (VTEP MAC -> underlay IP) and, per shared overlay, a route (its subnet via its VTEP IP);
-- masquerade from our overlays' subnets to anything that is not an overlay subnet.
+- masquerade from our overlays' subnets to anything that is not an overlay subnet;
+- isolation between the cluster's networks (``isolation``), from the state's network list.
 
 A malformed or conflicting *remote* record is skipped (one bad peer must not stop the data plane);
 a malformed record of our own raises ``StateError``. Conflicts are resolved deterministically:
@@ -30,6 +31,7 @@ from overlay_agent.addresses import Claims, interface, ipv4, ipv4_net, within
 from overlay_agent.addresses import forget_parsed as forget_parsed  # noqa: PLC0414
 from overlay_agent.addresses import mac as parse_mac
 from overlay_agent.errors import StateError
+from overlay_agent.isolation import NONE, Isolation, isolation
 from overlay_wire.contract import DEFAULT_VXLAN_PORT, VNI, VTEP_NAME
 
 VXLAN_OVERHEAD = 50  # IPv4 underlay: outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
@@ -117,6 +119,8 @@ class DesiredNet:
     # Bridges another manager still uses (a Docker network's, see docker.py): never deleted
     # here, even when no overlay wants them any more.
     held: frozenset[str] = frozenset()
+    # Which networks may reach which (the nftables sets of firewall.py), cluster-wide.
+    isolation: Isolation = NONE
 
     @property
     def forwarding(self) -> bool:
@@ -153,6 +157,7 @@ def desired(
         routes=routes,
         masquerade=_masquerade(state, local),
         overlays=local,
+        isolation=isolation(state.get("network")),
     )
 
 

@@ -2,7 +2,7 @@
 
 For every local overlay with a Docker bridge the agent keeps a Docker network named after the
 overlay: bridge driver, ``com.docker.network.bridge.name=d-<name>``, masquerade off (egress NAT
-is ours, see nat.py), the overlay MTU and ``subnet`` = the upper half of the agent subnet. The
+is ours, see firewall.py), the overlay MTU and ``subnet`` = the upper half of the agent subnet. The
 module has a PURE part (``specs``, ``parse``, ``diff``, ``hand_over``) and a thin I/O part
 (``Docker``: the Engine API over its unix socket with httpx; no docker CLI involved).
 
@@ -284,6 +284,26 @@ class Docker:
             return [parse(raw) for raw in body]
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise DockerError(f"listing networks at {self.host}: {e}") from e
+
+    def network_containers(self, name: str) -> Mapping[str, Any]:
+        """The ``Containers`` map of network ``name`` (``GET /networks/<name>``); empty if Docker
+        has no such network."""
+        what = f"inspecting network {name}"
+        try:
+            answer = self._http.request("GET", f"/networks/{name}", timeout=LIST_TIMEOUT)
+        except httpx.HTTPError as e:
+            raise DockerError(f"{what}: cannot reach Docker at {self.host}: {e}") from e
+        if answer.status_code == 404:
+            return {}
+        if answer.is_error:
+            raise DockerError(f"{what}: {answer.status_code} {_message(answer)}")
+        try:
+            containers = answer.json().get("Containers") or {}
+        except (json.JSONDecodeError, AttributeError) as e:
+            raise DockerError(f"{what}: Docker answered with invalid JSON") from e
+        if not isinstance(containers, Mapping):
+            raise DockerError(f"{what}: Containers is not an object")
+        return containers
 
     def create(self, spec: NetworkSpec) -> None:
         self.writes += 1

@@ -1,5 +1,6 @@
-"""The three edges a reconcile pass drives, as Protocols: the kernel (``netlink.Kernel``), egress
-NAT (``nat.Nat``) and the Docker Engine (``docker.Docker``).
+"""The three edges a reconcile pass drives, as Protocols: the kernel (``netlink.Kernel``), the
+agent's nftables table (``firewall.Firewall``: egress NAT and isolation) and the Docker Engine
+(``docker.Docker``).
 
 ``Reconciler`` (and so ``AgentLoop``) depends on these, not on the concrete classes, so a test can
 drive them with in-memory fakes (tests/fakes/) while the real edges stay in the netns tests.
@@ -9,12 +10,13 @@ pass with nothing to do must write nothing, and that is how it is checked.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from overlay_agent.desired import Masquerade
 from overlay_agent.docker import DockerOutcome, NetworkSpec
 from overlay_agent.errors import KernelError
+from overlay_agent.isolation import Isolation
 from overlay_agent.observed import ObservedNet
 from overlay_agent.plan import Operation
 
@@ -36,15 +38,15 @@ class KernelEdge(Protocol):
     def close(self) -> None: ...
 
 
-class NatEdge(Protocol):
-    """The agent's egress masquerade table."""
+class FirewallEdge(Protocol):
+    """The agent's nftables table: egress masquerade and isolation between networks."""
 
     @property
     def writes(self) -> int: ...
 
-    def ensure(self, want: Masquerade | None) -> bool:
-        """Make the table implement ``want`` (None: no table); True if anything was written.
-        Raises ``KernelError``."""
+    def ensure(self, masquerade: Masquerade | None, isolation: Isolation) -> bool:
+        """Make the table implement both (no masquerade: no table); True if anything was
+        written. Raises ``KernelError``."""
         ...
 
 
@@ -56,6 +58,10 @@ class DockerEdge(Protocol):
 
     def ensure(self, want: Sequence[NetworkSpec]) -> DockerOutcome:
         """Make Docker hold ``want``; never raises for Docker's answers, reports them instead."""
+        ...
+
+    def network_containers(self, name: str) -> Mapping[str, Any]:
+        """Docker's ``Containers`` map of network ``name``; raises ``DockerError``."""
         ...
 
     def close(self) -> None: ...

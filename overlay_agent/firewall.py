@@ -4,15 +4,27 @@ virtual networks, for IPv4 and IPv6.
 - Egress (unchanged from DC/OS's recipe): traffic from this agent's overlays to anything that is
   not an overlay is masqueraded; overlay-to-overlay traffic keeps its source.
 - Isolation (``isolation``): forwarded traffic between two overlay addresses is dropped unless
-  the (source space, destination space) pair is allowed; replies to allowed connections pass.
+  the (source space, destination space) pair is allowed. Only packets in the *reply* direction of
+  a tracked connection (and ICMP errors about one) pass unchecked, so ``allow_from`` opens one
+  direction, and taking it back cuts connections already open (an "established" exemption would
+  keep them forever).
+- Anti-spoofing: a packet entering from one of our bridges (``m-*``, ``d-*``) with an overlay
+  source address that is not routed back through that bridge is dropped (strict reverse path,
+  ``fib``). Without it a container could borrow another network's address and pass isolation.
+  A packet from our bridges whose source is in no network is not forwarded either: isolation
+  knows only networks, and such a source is either forged or a container left on a deleted
+  network's bridge (Docker keeps one while containers use it).
 
 Design notes
 ------------
 * The rules never change; what changes is the content of six kernel sets (``sources``,
   ``overlays``, ``allowed``, per family). A pass observes the table once (``nft -j list``); if the
-  structure is ours, only the set elements that differ are added or deleted, all in ONE atomic
-  ``nft -f`` transaction; if anything else differs (a rule edited by hand, the table missing),
-  the table is replaced whole in one transaction. A pass with nothing to change writes nothing.
+  structure is ours (sets, chains and every rule exactly as ``render`` writes them), only the set
+  elements that differ are added or deleted, all in ONE atomic ``nft -f`` transaction; if
+  anything else differs (a rule edited by hand, the table missing), the table is replaced whole
+  in one transaction. A pass with nothing to change writes nothing.
+* Interval sets refuse overlapping elements: set contents are collapsed (``contents``), and
+  ``isolation`` leaves out a network overlapping an earlier one.
 * Nothing outside the table is read or written. The table of earlier versions (``ip
   overlay_agent``, egress only) is deleted once when found. Commands run inside ``--netns``
   through ``ip netns exec``.
@@ -24,18 +36,21 @@ import json
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from ipaddress import ip_network
+from ipaddress import IPv4Network, IPv6Network, collapse_addresses, ip_network
 from typing import Any
 
 from overlay_agent.desired import Masquerade
 from overlay_agent.errors import KernelError
-from overlay_agent.isolation import Isolation, Net
+from overlay_agent.isolation import NONE, Isolation, Net
 
 TABLE = "overlay_agent"
 FAMILY = "inet"
 LEGACY = ("ip", TABLE)
 MASQUERADE_COMMENT = "overlay-agent egress masquerade"
 ISOLATION_COMMENT = "overlay-agent isolation"
+SPOOFING_COMMENT = "overlay-agent anti-spoofing"
+FOREIGN_COMMENT = "overlay-agent source in no network"
+BRIDGES = ("d-*", "m-*")  # our bridges' names, as nft lists them (sorted)
 TIMEOUT = 10.0
 FAMILIES = {4: ("ip", "ipv4_addr"), 6: ("ip6", "ipv6_addr")}
 # set name -> (family version, element kind: "net" or "pair")
@@ -44,6 +59,12 @@ SETS = {
     for v in (4, 6)
     for kind in ("sources", "overlays", "allowed")
 }
+# chain name -> (type, hook, priority as nft -j reports it)
+CHAINS = {
+    "prerouting": ("filter", "prerouting", 0),
+    "postrouting": ("nat", "postrouting", 100),
+    "forward": ("filter", "forward", 0),
+}
 Element = Net | tuple[Net, Net]
 Contents = dict[str, frozenset[Element]]
 
@@ -51,14 +72,20 @@ Contents = dict[str, frozenset[Element]]
 def contents(masquerade: Masquerade, isolation: Isolation) -> Contents:
     """What each set holds for this masquerade and isolation."""
 
-    def of(version: int, items: Iterable[Element]) -> frozenset[Element]:
-        return frozenset(e for e in items if _version(e) == version)
+    def nets(version: int, items: Iterable[Net]) -> frozenset[Element]:
+        # collapsed: the kernel refuses overlapping intervals, and merges nothing itself
+        if version == 4:
+            return frozenset(collapse_addresses(n for n in items if isinstance(n, IPv4Network)))
+        return frozenset(collapse_addresses(n for n in items if isinstance(n, IPv6Network)))
 
     overlays = masquerade.overlays | isolation.overlays
     return {
-        **{f"sources{v}": of(v, masquerade.sources) for v in (4, 6)},
-        **{f"overlays{v}": of(v, overlays) for v in (4, 6)},
-        **{f"allowed{v}": of(v, isolation.allowed) for v in (4, 6)},
+        **{f"sources{v}": nets(v, masquerade.sources) for v in (4, 6)},
+        **{f"overlays{v}": nets(v, overlays) for v in (4, 6)},
+        **{
+            f"allowed{v}": frozenset(p for p in isolation.allowed if p[0].version == v)
+            for v in (4, 6)
+        },
     }
 
 
@@ -74,33 +101,32 @@ class Firewall:
         if done.returncode != 0:
             return None
         try:
-            return _parse(json.loads(done.stdout))
+            return parse(json.loads(done.stdout))
         except (ValueError, KeyError, TypeError):
             return None
 
-    def ensure(self, masquerade: Masquerade | None, isolation: Isolation | None) -> bool:
-        """Make the table implement these (no masquerade: no table). True if anything was written."""
-        script = self._legacy_cleanup()
+    def ensure(self, masquerade: Masquerade | None, isolation: Isolation = NONE) -> bool:
+        """Make the table implement these (no masquerade: no bridges here, no table). True if
+        anything was written. Raises ``KernelError``."""
+        legacy = self._legacy()
+        script = f"delete table {' '.join(LEGACY)}\n" if legacy else ""
         if masquerade is None:
             if self._nft(["list", "table", FAMILY, TABLE], check=False).returncode == 0:
                 script += f"table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n"
         else:
-            want = contents(masquerade, isolation or Isolation(frozenset(), frozenset()))
+            want = contents(masquerade, isolation)
             seen = self.observe()
             script += render(want) if seen is None else changes(seen, want)
-        if not script:
-            return False
-        self.writes += 1
-        self._nft(["-f", "-"], stdin=script)
-        return True
+        if script:
+            self.writes += 1
+            self._nft(["-f", "-"], stdin=script)
+        self._legacy_checked = True  # only once the deletion, if any, went through
+        return bool(script)
 
-    def _legacy_cleanup(self) -> str:
+    def _legacy(self) -> bool:
         if self._legacy_checked:
-            return ""
-        self._legacy_checked = True
-        if self._nft(["list", "table", *LEGACY], check=False).returncode != 0:
-            return ""
-        return f"delete table {' '.join(LEGACY)}\n"
+            return False
+        return self._nft(["list", "table", *LEGACY], check=False).returncode == 0
 
     def _nft(
         self, args: list[str], stdin: str | None = None, check: bool = True
@@ -131,9 +157,20 @@ def render(want: Contents) -> str:
         sets.append(
             f"  set {name} {{ type {kind_type}; flags interval; {_elements(want[name])} }}\n"
         )
+    bridges = ", ".join(f'"{b}"' for b in BRIDGES)
+    spoofing = "".join(
+        f"    iifname {{ {bridges} }} {ip} saddr @overlays{v} fib saddr . iif oif missing"
+        f' counter drop comment "{SPOOFING_COMMENT}"\n'
+        for v, (ip, _) in FAMILIES.items()
+    )
     masquerade = "".join(
         f"    {ip} saddr @sources{v} {ip} daddr != @overlays{v} counter masquerade"
         f' comment "{MASQUERADE_COMMENT}"\n'
+        for v, (ip, _) in FAMILIES.items()
+    )
+    foreign = "".join(
+        f"    iifname {{ {bridges} }} {ip} saddr != @overlays{v}"
+        f' counter drop comment "{FOREIGN_COMMENT}"\n'
         for v, (ip, _) in FAMILIES.items()
     )
     isolate = "".join(
@@ -144,11 +181,14 @@ def render(want: Contents) -> str:
     return (
         f"table {FAMILY} {TABLE}\n"
         f"delete table {FAMILY} {TABLE}\n"
-        f"table {FAMILY} {TABLE} {{\n" + "".join(sets) + "  chain postrouting {\n"
+        f"table {FAMILY} {TABLE} {{\n" + "".join(sets) + "  chain prerouting {\n"
+        "    type filter hook prerouting priority filter; policy accept;\n" + spoofing + "  }\n"
+        "  chain postrouting {\n"
         "    type nat hook postrouting priority srcnat; policy accept;\n" + masquerade + "  }\n"
         "  chain forward {\n"
         "    type filter hook forward priority filter; policy accept;\n"
-        "    ct state established,related accept\n" + isolate + "  }\n"
+        "    ct state established ct direction reply accept\n"
+        "    ct state related accept\n" + foreign + isolate + "  }\n"
         "}\n"
     )
 
@@ -179,27 +219,110 @@ def _text(element: Element) -> str:
     return str(element)
 
 
-def _version(element: Element) -> int:
-    return element[0].version if isinstance(element, tuple) else element.version
-
-
 # -- reading the table back -----------------------------------------------------------------------
 
 
-def _parse(doc: dict[str, Any]) -> Contents | None:
+def parse(doc: dict[str, Any]) -> Contents | None:
+    """The sets' contents from ``nft -j list table``; None unless everything else is exactly
+    what ``render`` writes (sets' types and flags, chains, every rule's expressions)."""
     items = doc["nftables"]
     sets = {i["set"]["name"]: i["set"] for i in items if "set" in i}
     chains = {i["chain"]["name"]: i["chain"] for i in items if "chain" in i}
-    rules = [i["rule"] for i in items if "rule" in i]
-    if set(sets) != set(SETS) or set(chains) != {"postrouting", "forward"}:
+    rules: dict[str, list[Any]] = {name: [] for name in chains}
+    for rule in (i["rule"] for i in items if "rule" in i):
+        rules.setdefault(rule["chain"], []).append([rule.get("comment"), _shape(rule["expr"])])
+    if {n: (s.get("type"), s.get("flags")) for n, s in sets.items()} != _set_types():
         return None
-    if (chains["postrouting"].get("type"), chains["forward"].get("type")) != ("nat", "filter"):
-        return None
-    comments = sorted(str(r.get("comment")) for r in rules if r.get("comment"))
-    expected = sorted([MASQUERADE_COMMENT] * 2 + [ISOLATION_COMMENT] * 2)
-    if comments != expected or len(rules) != len(expected) + 1:
+    seen_chains = {
+        n: (c.get("type"), c.get("hook"), c.get("prio"), c.get("policy")) for n, c in chains.items()
+    }
+    if seen_chains != {n: (*c, "accept") for n, c in CHAINS.items()} or rules != _rules():
         return None
     return {name: frozenset(_element(e) for e in sets[name].get("elem", [])) for name in SETS}
+
+
+def _set_types() -> dict[str, tuple[Any, list[str]]]:
+    types: dict[str, tuple[Any, list[str]]] = {}
+    for name, (version, kind) in SETS.items():
+        addr = FAMILIES[version][1]
+        types[name] = ([addr, addr] if kind == "pair" else addr, ["interval"])
+    return types
+
+
+def _rules() -> dict[str, list[Any]]:
+    """Every rule of ``render`` as ``nft -j`` lists it: [comment, expressions]."""
+
+    def match(op: str, left: Any, right: Any) -> dict[str, Any]:
+        return {"match": {"op": op, "left": left, "right": right}}
+
+    def ct(key: str) -> dict[str, Any]:
+        return {"ct": {"key": key}}
+
+    def addr(ip: str, which: str) -> dict[str, Any]:
+        return {"payload": {"protocol": ip, "field": which}}
+
+    counter = {"counter": None}
+    bridges = match("==", {"meta": {"key": "iifname"}}, {"set": list(BRIDGES)})
+    prerouting, postrouting, foreign, forward = [], [], [], []
+    for v, (ip, _) in FAMILIES.items():
+        prerouting.append(
+            [
+                SPOOFING_COMMENT,
+                [
+                    bridges,
+                    match("==", addr(ip, "saddr"), f"@overlays{v}"),
+                    match("==", {"fib": {"result": "oif", "flags": ["saddr", "iif"]}}, False),
+                    counter,
+                    {"drop": None},
+                ],
+            ]
+        )
+        postrouting.append(
+            [
+                MASQUERADE_COMMENT,
+                [
+                    match("==", addr(ip, "saddr"), f"@sources{v}"),
+                    match("!=", addr(ip, "daddr"), f"@overlays{v}"),
+                    counter,
+                    {"masquerade": None},
+                ],
+            ]
+        )
+        foreign.append(
+            [
+                FOREIGN_COMMENT,
+                [bridges, match("!=", addr(ip, "saddr"), f"@overlays{v}"), counter, {"drop": None}],
+            ]
+        )
+        pair = {"concat": [addr(ip, "saddr"), addr(ip, "daddr")]}
+        forward.append(
+            [
+                ISOLATION_COMMENT,
+                [
+                    match("==", addr(ip, "saddr"), f"@overlays{v}"),
+                    match("==", addr(ip, "daddr"), f"@overlays{v}"),
+                    match("!=", pair, f"@allowed{v}"),
+                    counter,
+                    {"drop": None},
+                ],
+            ]
+        )
+    replies = [
+        match("in", ct("state"), "established"),
+        match("==", ct("direction"), "reply"),
+        {"accept": None},
+    ]
+    related = [match("in", ct("state"), "related"), {"accept": None}]
+    return {
+        "prerouting": prerouting,
+        "postrouting": postrouting,
+        "forward": [[None, replies], [None, related], *foreign, *forward],
+    }
+
+
+def _shape(expressions: list[Any]) -> list[Any]:
+    """Expressions without the counters' values (they change with traffic)."""
+    return [{"counter": None} if "counter" in e else e for e in expressions]
 
 
 def _element(element: Any) -> Element:

@@ -10,6 +10,9 @@ checks; the outside world: egress) is not touched.
 
 The rule set is expressed as address pairs so the kernel's sets can carry it (see
 ``firewall``): ``allowed`` holds (source space, destination space) for every permitted pair.
+The kernel refuses overlapping intervals in one set, so a network whose space overlaps one seen
+earlier in the list is left out (the masters never allow that; a broken document must not stop
+the data plane).
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_network
-from typing import Any
 
 Net = IPv4Network | IPv6Network
 
@@ -28,18 +30,25 @@ class Isolation:
     allowed: frozenset[tuple[Net, Net]]  # (from, to): same family, permitted
 
 
-def isolation(network: Mapping[str, Any]) -> Isolation:
+NONE = Isolation(frozenset(), frozenset())
+
+
+def isolation(network: object) -> Isolation:
     """From the ``network`` object of the state document (overlays with subnets, allow_from).
 
     Malformed entries are skipped (the master validated them; a broken one must not stop the
     data plane), names in ``allow_from`` that name no network are ignored."""
     spaces: dict[str, list[Net]] = {}
     allow: dict[str, list[str]] = {}
-    overlays = network.get("overlays", [])
+    overlays = network.get("overlays", []) if isinstance(network, Mapping) else []
+    taken: list[Net] = []
     for overlay in overlays if isinstance(overlays, list) else []:
         if not isinstance(overlay, Mapping) or not isinstance(overlay.get("name"), str):
             continue
         nets = [n for key in ("subnet", "subnet6") if (n := _net(overlay.get(key))) is not None]
+        if any(n.overlaps(t) for n in nets for t in taken if n.version == t.version):
+            continue
+        taken.extend(nets)
         spaces[overlay["name"]] = nets
         sources = overlay.get("allow_from", [])
         allow[overlay["name"]] = (
@@ -49,7 +58,7 @@ def isolation(network: Mapping[str, Any]) -> Isolation:
     for name, nets in spaces.items():
         for source in [name, *allow.get(name, [])]:
             allowed.update(_pairs(spaces.get(source, []), nets))
-    return Isolation(frozenset(n for nets in spaces.values() for n in nets), frozenset(allowed))
+    return Isolation(frozenset(taken), frozenset(allowed))
 
 
 def _pairs(sources: Iterable[Net], targets: Iterable[Net]) -> Iterable[tuple[Net, Net]]:

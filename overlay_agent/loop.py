@@ -8,6 +8,10 @@ Design notes
   says; nothing is torn down for lack of an answer. The client retries with capped backoff.
 - Readiness: a full state has arrived and the pass computed from the *latest* revision
   converged. Status reports go to the masters only when the statuses change.
+- Containers (``inventory``): every ``inventory_period`` the worker thread reads which containers
+  sit on our bridges (host-local's leases, Docker's networks); the list is reported whole, and
+  only when it differs from the last report that the masters acknowledged. Reading often and
+  writing rarely keeps a new container visible within about a second at no cost to the log.
 - All kernel work runs on ONE worker thread (the ``Kernel`` is not thread-safe and its sysctl
   helpers switch that thread's namespace); HTTP runs on the event loop.
 - Liveness (``health``): the loop's task runs and the kernel worker answers. An idle worker must
@@ -29,7 +33,8 @@ from typing import Any
 
 from overlay_agent.client import MasterClient
 from overlay_agent.cluster import ClusterState
-from overlay_agent.errors import MasterError, StateError
+from overlay_agent.errors import CniError, DockerError, MasterError, StateError
+from overlay_agent.inventory import Container, inventory
 from overlay_agent.metrics import Metrics
 from overlay_agent.reconciler import Outcome, OverlayStatus, Reconciler, Settings
 from overlay_agent.view import agent_document
@@ -38,6 +43,7 @@ log = logging.getLogger(__name__)
 
 HEALTH_TIMEOUT = 5.0  # an idle kernel worker answers a no-op in microseconds
 STUCK_AFTER = 120.0  # longer than any honest pass (Docker calls time out after 30 s each)
+INVENTORY_PERIOD = 0.5  # seconds between two readings of the containers on our bridges
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -56,6 +62,7 @@ class AgentLoop:
         executor: ThreadPoolExecutor | None = None,
         sleep: Sleep = asyncio.sleep,
         stuck_after: float = STUCK_AFTER,
+        inventory_period: float = INVENTORY_PERIOD,
     ) -> None:
         self.settings = settings
         self.reconciler = reconciler
@@ -64,6 +71,8 @@ class AgentLoop:
         self.resync = resync
         self.watch_timeout = watch_timeout
         self.stuck_after = stuck_after
+        self.inventory_period = inventory_period
+        self.containers: tuple[Container, ...] | None = None  # as last acknowledged by a master
         self.state = ClusterState()
         self.loaded = False  # a full state has arrived
         self.outcome: Outcome | None = None
@@ -89,6 +98,7 @@ class AgentLoop:
                 group.create_task(self._tick())
                 group.create_task(self._work())
                 group.create_task(self._report())
+                group.create_task(self._inventory())
         finally:
             log.info("agent loop stopped")
 
@@ -212,6 +222,34 @@ class AgentLoop:
                 self._reported = statuses
             except MasterError as e:
                 log.warning("status report refused: %s", e)
+
+    async def _inventory(self) -> None:
+        loop = asyncio.get_running_loop()
+        refused: tuple[tuple[Container, ...], int] | None = None
+        while True:
+            await self._sleep(self.inventory_period)
+            want = self.outcome.want if self.outcome is not None else None
+            if want is None:
+                continue  # not registered in the state we hold, or no pass yet
+            try:
+                found = await loop.run_in_executor(
+                    self._executor,
+                    inventory,
+                    want.overlays,
+                    self.settings.cni_data_dir,
+                    self.reconciler.docker,
+                )
+            except (CniError, DockerError) as e:
+                log.warning("cannot read the containers on our bridges: %s", e)
+                continue
+            if found == self.containers or (found, self.state.revision) == refused:
+                continue  # reported already, or refused for this state: wait for a change
+            try:
+                await self.client.report_containers(self.ip, [c.wire() for c in found])
+                self.containers, refused = found, None
+            except MasterError as e:
+                log.warning("container report refused: %s", e)
+                refused = (found, self.state.revision)
 
     def overlay_document(self) -> dict[str, Any]:
         """``GET /overlay-agent/overlay``: our record as the master sent it, plus local state."""

@@ -37,3 +37,4 @@ class Metrics:
             ["bridge", "kind"],
             registry=r,
         )
+        self.address_bridges: set[str] = set()  # bridges with series in ``addresses``

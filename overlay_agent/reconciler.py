@@ -1,5 +1,5 @@
 """One reconcile pass: cluster state -> desired -> observe -> plan -> apply, on the three edges
-(kernel, NAT, Docker; see edges.py). The loop that decides when a pass runs is in loop.py.
+(kernel, firewall, Docker; see edges.py). The loop that decides when a pass runs is in loop.py.
 
 Design notes
 - Level-triggered. Every pass recomputes the desired objects from the *whole* local copy of the
@@ -12,6 +12,9 @@ Design notes
   reports, for the revision the pass was computed from. A pass with nothing to do writes nothing.
 - Docker (if a daemon is configured) goes first in a pass: its networks own ``d-<name>`` together
   with the agent, and the order that keeps the two from fighting is explained in docker.py.
+- The firewall (egress NAT, isolation) goes after the kernel step and before the CNI configs: no
+  container can join a new network through CNI before the firewall knows the network, and one
+  that joins through Docker in between is in no known network, so not forwarded (firewall.py).
 - Failures are contained: an operation that fails is recorded against the overlay it serves
   (``STATUS_FAILED`` + error) and the rest of the plan still runs; the next pass retries.
 - Our own record missing from the state (deleted on the master): the kernel is left alone and the
@@ -29,7 +32,7 @@ from pathlib import Path
 from overlay_agent import cni, docker
 from overlay_agent.cluster import ClusterState
 from overlay_agent.desired import AgentOptions, DesiredNet, desired
-from overlay_agent.edges import DockerEdge, KernelEdge, NatEdge
+from overlay_agent.edges import DockerEdge, FirewallEdge, KernelEdge
 from overlay_agent.errors import CniError, KernelError
 from overlay_agent.observed import ObservedNet
 from overlay_agent.plan import (
@@ -88,12 +91,12 @@ class Reconciler:
         self,
         settings: Settings,
         kernel: KernelEdge,
-        nat: NatEdge,
+        firewall: FirewallEdge,
         engine: DockerEdge | None = None,
     ) -> None:
         self.settings = settings
         self.kernel = kernel
-        self.nat = nat
+        self.firewall = firewall
         self.docker = engine  # None: Docker support off
         self.cni_writes = 0
         self._last_want: tuple[ClusterState, AgentOptions, int | None, DesiredNet | None] | None
@@ -103,7 +106,7 @@ class Reconciler:
     def writes(self) -> int:
         """Every write so far: netlink messages, sysctls, nft transactions, CNI files, Docker."""
         docker_writes = self.docker.writes if self.docker is not None else 0
-        return self.kernel.writes + self.nat.writes + self.cni_writes + docker_writes
+        return self.kernel.writes + self.firewall.writes + self.cni_writes + docker_writes
 
     def reconcile(self, state: ClusterState) -> Outcome:
         start_writes = self.writes
@@ -134,8 +137,9 @@ class Reconciler:
         """``desired(...)``, computed again only when its inputs change: a resync pass between
         two changes reuses it (thousands of peers: a sizeable share of a no-change pass)."""
         options, last = self.settings.options, self._last_want
-        # The state is immutable: the same object means the same state (never compare it deeply).
-        if last is None or last[0] is not state or last[1:3] != (options, underlay_mtu):
+        # The state is immutable and keeps its parts when a revision changed neither (e.g. a
+        # container report elsewhere): the same parts mean the same inputs (never compared deeply).
+        if last is None or not last[0].same_content(state) or last[1:3] != (options, underlay_mtu):
             last = (state, options, underlay_mtu, desired(state.document(), options, underlay_mtu))
             self._last_want = last
         return last[3]
@@ -164,7 +168,7 @@ class Reconciler:
 
     def _side_effects(self, want: DesiredNet, errors: dict[str | None, list[str]]) -> None:
         try:
-            self.nat.ensure(want.masquerade)
+            self.firewall.ensure(want.masquerade, want.isolation)
         except KernelError as e:
             log.warning("%s", e)
             errors.setdefault(None, []).append(str(e))

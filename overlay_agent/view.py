@@ -4,6 +4,7 @@ Mesos bridge, the container-address ``capacity`` read from host-local's leases."
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from overlay_agent.errors import CniError
 from overlay_agent.metrics import Metrics
 from overlay_agent.reconciler import Outcome, OverlayStatus
 from overlay_wire.contract import Status
+
+KINDS = ("total", "used", "free")
 
 
 def agent_document(
@@ -32,7 +35,7 @@ def agent_document(
     want = outcome.want if outcome is not None else None
     bridges = {b.name: b for b in want.bridges} if want is not None else {}
     statuses = outcome.statuses if outcome is not None else {}
-    overlays = []
+    overlays, measured = [], set()
     for overlay in record.get("overlays", []):
         doc = dict(overlay)
         name = str(doc.get("info", {}).get("name", ""))
@@ -42,8 +45,21 @@ def agent_document(
         if isinstance(mesos, Mapping) and mesos.get("name") in bridges:
             bridge = bridges[str(mesos["name"])]
             doc["mesos_bridge"] = {**mesos, "capacity": _capacity(name, bridge, data_dir, metrics)}
+            measured.add(bridge.name)
         overlays.append(doc)
+    if metrics is not None:
+        _forget_gone(metrics, measured)
     return {"ip": ip, "overlays": overlays}
+
+
+def _forget_gone(metrics: Metrics, bridges: set[str]) -> None:
+    """A network deleted takes its bridge's series with it (else they report the last value
+    forever)."""
+    for bridge in metrics.address_bridges - bridges:
+        for kind in KINDS:
+            with contextlib.suppress(KeyError):  # a concurrent scrape removed it already
+                metrics.addresses.remove(bridge, kind)
+    metrics.address_bridges &= bridges
 
 
 def _capacity(
@@ -54,8 +70,9 @@ def _capacity(
     except CniError as e:
         return {"error": str(e)}
     if metrics is not None:
-        for kind, value in (("total", c.total), ("used", c.used), ("free", c.free)):
+        for kind, value in zip(KINDS, (c.total, c.used, c.free), strict=True):
             metrics.addresses.labels(bridge.name, kind).set(value)
+        metrics.address_bridges.add(bridge.name)
     return {
         "total": c.total,
         "used": c.used,

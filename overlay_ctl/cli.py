@@ -5,6 +5,8 @@ overlayctl [--masters URL,...] [--token-file F] [--json] [--timeout S] COMMAND
           [--allow-from A,B] [--disabled] | enable NAME | disable NAME
           | allow NAME --from A,B | delete NAME [--force]
   agent list | show IP | delete IP [IP ...]
+  containers [--network NAME] [--agent IP]
+  status                     the cluster's health in one screen
 
 The masters and the token come from the flags, else ``OVERLAY_MASTERS`` and ``OVERLAY_TOKEN`` /
 ``OVERLAY_TOKEN_FILE``, else the local dev cluster (``scripts/run``: ports 8101-8103 and its
@@ -73,11 +75,18 @@ def parser() -> argparse.ArgumentParser:
     agent.add_parser("delete", help="free the agents' VTEPs and blocks").add_argument(
         "ips", nargs="+"
     )
+    containers = kinds.add_parser("containers", help="containers the agents report")
+    containers.add_argument("--network", help="only on this network")
+    containers.add_argument("--agent", help="only on this agent (its IP)")
+    kinds.add_parser("status", help="replicas, leader, networks and agents in one screen")
     return p
 
 
 def request_for(args: argparse.Namespace) -> tuple[Request, Callable[[Any], str]]:
     """The API request a command makes, and how its answer is shown to people."""
+    if args.kind == "containers":
+        params = {k: v for k, v in (("network", args.network), ("agent", args.agent)) if v}
+        return ("GET", contract.CONTAINERS_PATH, {"params": params}), tables.containers
     if args.kind == "network":
         path = f"{contract.NETWORKS_PATH}/{getattr(args, 'name', '')}"
         match args.action:
@@ -137,11 +146,10 @@ async def run(
     out: Callable[[str], None],
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> int:
-    (method, path, kwargs), show = request_for(args)
     masters = [u.strip() for u in args.masters.split(",") if u.strip()]
     client = MasterClient(masters, token(args.token_file), transport=transport)
     try:
-        doc = await client.request(method, path, give_up_after=args.timeout, **kwargs)
+        doc, show = await _ask(client, args)
     except (Rejected, Unauthorized) as e:
         print(f"overlayctl: {e}", file=sys.stderr)
         return EXIT_REFUSED
@@ -152,6 +160,17 @@ async def run(
         await client.aclose()
     out(json.dumps(doc, indent=2, sort_keys=True) if args.json else show(doc))
     return 0
+
+
+async def _ask(client: MasterClient, args: argparse.Namespace) -> tuple[Any, Callable[[Any], str]]:
+    """The answer(s) a command needs, and how to show them."""
+    if args.kind == "status":  # three reads; the cluster view answers even without a quorum
+        cluster = await client.request("GET", contract.CLUSTER_PATH, give_up_after=args.timeout)
+        networks = await client.request("GET", contract.NETWORKS_PATH, give_up_after=args.timeout)
+        state = await client.request("GET", contract.STATE_PATH, give_up_after=args.timeout)
+        return {"cluster": cluster, "networks": networks, "state": state}, tables.status
+    (method, path, kwargs), show = request_for(args)
+    return await client.request(method, path, give_up_after=args.timeout, **kwargs), show
 
 
 def main(argv: Sequence[str] | None = None) -> int:

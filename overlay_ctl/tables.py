@@ -66,9 +66,22 @@ def network(doc: dict[str, Any]) -> str:
         f"enabled     {_cell(doc['enabled'])}",
         f"allow from  {_cell(doc.get('allow_from', []))}",
         f"blocks      {_use(capacity, 'blocks')} used (IPv4), {_use(capacity, 'blocks6')} used (IPv6)",
-        f"agents      {_cell(doc.get('agents', []))}",
+        f"containers  {doc.get('containers', 0)}",
     ]
-    return "\n".join(lines)
+    rows = [
+        (
+            a["ip"],
+            a.get("subnet") or a.get("subnet6"),
+            _use(a, "mesos"),
+            _use(a, "docker"),
+            a["containers"],
+            a.get("status"),
+            a.get("error"),
+        )
+        for a in doc.get("agents", [])
+    ]
+    header = ("AGENT", "BLOCK", "MESOS USED", "DOCKER USED", "CONTAINERS", "STATUS", "ERROR")
+    return "\n".join(lines) + "\n\n" + table(header, rows)
 
 
 def agents(doc: dict[str, Any]) -> str:
@@ -104,6 +117,96 @@ def agent(doc: dict[str, Any]) -> str:
     return header + table(
         ("NETWORK", "BLOCK", "MESOS HALF", "DOCKER HALF", "STATUS", "ERROR"), rows
     )
+
+
+def containers(doc: dict[str, Any]) -> str:
+    rows = [
+        (
+            c["id"][:12],
+            c.get("name"),
+            c["network"],
+            c["agent"],
+            c["half"],
+            c.get("address"),
+            c.get("address6"),
+        )
+        for c in doc["containers"]
+    ]
+    return table(("CONTAINER", "NAME", "NETWORK", "AGENT", "HALF", "ADDRESS", "ADDRESS6"), rows)
+
+
+NEARLY_FULL = 0.9  # a bridge half this used gets a warning
+
+
+def status(doc: dict[str, Any]) -> str:
+    """The cluster in one screen: replicas, networks with warnings, agents by status."""
+    cluster, networks, state = doc["cluster"], doc["networks"], doc["state"]
+    replicas = [
+        (
+            r["raft"],
+            r.get("http"),
+            r.get("role") if r["reachable"] else "unreachable",
+            r.get("ready"),
+            r.get("reason"),
+        )
+        for r in cluster["replicas"]
+    ]
+    lines = [
+        f"leader {cluster.get('leader', '(none)')}, revision {cluster['revision']}",
+        table(("REPLICA", "HTTP", "ROLE", "READY", "REASON"), replicas),
+        "",
+        networks_summary(networks),
+    ]
+    warnings = nearly_full(networks)
+    lines += [f"warning: {w}" for w in warnings]
+    counts: dict[str, int] = {}
+    for agent in state["agents"]:
+        for overlay in agent.get("overlays", []):
+            status = overlay.get("state", {}).get("status", "no report yet")
+            counts[status] = counts.get(status, 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no overlays yet"
+    lines.append(f"\n{len(state['agents'])} agent(s); overlays: {summary}")
+    return "\n".join(lines)
+
+
+def networks_summary(doc: dict[str, Any]) -> str:
+    rows = [
+        (
+            n["name"],
+            _spaces(n),
+            n["enabled"],
+            len(n.get("agents", [])),
+            n.get("containers", 0),
+            _use(n.get("capacity", {}), "mesos"),
+            _use(n.get("capacity", {}), "docker"),
+        )
+        for n in doc["networks"]
+    ]
+    header = (
+        "NETWORK",
+        "ADDRESSES (/BLOCK)",
+        "ENABLED",
+        "AGENTS",
+        "CONTAINERS",
+        "MESOS USED",
+        "DOCKER USED",
+    )
+    return table(header, rows)
+
+
+def nearly_full(doc: dict[str, Any]) -> list[str]:
+    """Bridge halves at least NEARLY_FULL used: launches there are about to fail."""
+    found = []
+    for net in doc["networks"]:
+        for agent in net.get("agents", []):
+            for half in ("mesos", "docker"):
+                use = agent.get(half)
+                if use and use["total"] and use["used"] >= NEARLY_FULL * use["total"]:
+                    found.append(
+                        f"{net['name']} on {agent['ip']}: {half} half {use['used']}/{use['total']}"
+                        " addresses used"
+                    )
+    return found
 
 
 def deleted_network(doc: dict[str, Any]) -> str:

@@ -1,5 +1,5 @@
 """An ``AgentLoop`` over the fakes, for tests: a fake master (served to the real ``MasterClient``
-through ``httpx.MockTransport``), the in-memory kernel, NAT and, optionally, CNI files; timers and
+through ``httpx.MockTransport``), the in-memory kernel, firewall and, optionally, CNI files; timers and
 backoff on a virtual clock unless a test wants real time. ``fake_agent`` starts the loop and
 stops it (and everything it started) on exit."""
 
@@ -25,9 +25,9 @@ from overlay_agent.metrics import Metrics
 from overlay_agent.reconciler import Reconciler, Settings
 from tests import statedoc
 from tests.fakes.clock import VirtualClock
+from tests.fakes.firewall import FakeFirewall
 from tests.fakes.kernel import FakeKernel
 from tests.fakes.master import URLS, FakeMaster
-from tests.fakes.nat import FakeNat
 
 ME = "192.0.2.11"
 RESYNC = 10.0
@@ -42,14 +42,15 @@ def agent_ip(k: int) -> str:
 class World:
     master: FakeMaster
     kernel: FakeKernel
+    firewall: FakeFirewall
     clock: VirtualClock
     client: MasterClient
     agent: AgentLoop
     task: asyncio.Task[None]
 
-    def block(self, k: int) -> IPv4Network:
+    def block(self, k: int, subnet: str = "9.0.0.0/8", prefix: int = 26) -> IPv4Network:
         """Agent k's block: the master hands them out in registration order."""
-        return statedoc.block("9.0.0.0/8", 26, self.master.slots[agent_ip(k)] - 1)
+        return statedoc.block(subnet, prefix, self.master.slots[agent_ip(k)] - 1)
 
     def vtep(self, k: int) -> IPv4Address:
         return statedoc.vtep_ip(self.master.slots[agent_ip(k)])
@@ -99,13 +100,13 @@ async def fake_agent(
         backoff=Backoff(base=0.1, cap=CAP, rng=random.Random(5)),
         sleep=sleep,
     )
-    kernel = FakeKernel()
+    kernel, firewall = FakeKernel(), FakeFirewall()
     cni_dir = tmp_path / "cni" if cni else None
     settings = Settings(AgentOptions(ip=IPv4Address(ME)), None, cni_dir, tmp_path / "data")
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernel")
     agent = AgentLoop(
         settings,
-        Reconciler(settings, kernel, FakeNat()),
+        Reconciler(settings, kernel, firewall),
         client,
         Metrics(),
         resync=RESYNC,
@@ -115,7 +116,7 @@ async def fake_agent(
     )
     task = asyncio.create_task(agent.run())
     try:
-        yield World(master, kernel, clock, client, agent, task)
+        yield World(master, kernel, firewall, clock, client, agent, task)
     finally:
         kernel.gate.set()
         task.cancel()

@@ -30,6 +30,7 @@ class FakeEngine:
         self.networks: dict[str, dict[str, Any]] = {}
         self.calls: list[tuple[str, str]] = []
         self.busy: set[str] = set()  # names with containers attached: removal refused
+        self.attached: dict[str, dict[str, Any]] = {}  # network name -> its Containers map
         self.down = False
         self.ns = namespace
         self._made: set[str] = set()  # ids of networks whose bridge Docker created
@@ -53,6 +54,12 @@ class FakeEngine:
             if any(n["Name"] == body["Name"] for n in self.networks.values()):
                 return httpx.Response(409, json={"message": f"network {body['Name']} exists"})
             return httpx.Response(201, json={"Id": self.add(body), "Warning": ""})
+        if method == "GET" and path.startswith("/networks/"):
+            name = path.rsplit("/", 1)[1]
+            found = [n for n in self.networks.values() if name in (n["Id"], n["Name"])]
+            if not found:
+                return httpx.Response(404, json={"message": f"network {name} not found"})
+            return httpx.Response(200, json={**found[0], "Containers": self.attached.get(name, {})})
         if method == "DELETE" and path.startswith("/networks/"):
             nid = path.rsplit("/", 1)[1]
             if nid not in self.networks:

@@ -3,10 +3,12 @@ through ``httpx.MockTransport(master.handle)``.
 
 Records are the ones a master hands out (tests/netns/statedoc.py: the n-th agent to register gets
 VTEP n and block n - 1 of each overlay; a deleted agent that comes back gets its slot again).
-Every change bumps the revision. A watch answer is the whole state when ``since`` is 0 or older
-than the changes kept (``compact``), else the changes since ``since``; with nothing new it waits
-until something changes or ``timeout`` passes (on the event loop: no thread, no wall-clock sleep
-unless a test leaves it waiting). A status report sets the overlays' ``state`` (a new revision if
+Every change bumps the revision; networks are added, updated and deleted at runtime as the
+masters' network API does (one revision each; adding or deleting changes every agent's record in
+that revision). A watch answer is the whole state when ``since`` is 0 or older than the changes
+kept (``compact``), else the changes since ``since``; with nothing new it waits until something
+changes or ``timeout`` passes (on the event loop: no thread, no wall-clock sleep unless a test
+leaves it waiting). A status report sets the overlays' ``state`` (a new revision if
 it changed anything). Replicas can be unreachable (``down``) or answer 503 + ``Retry-After``
 (``unavailable``), by host name.
 """
@@ -31,8 +33,9 @@ class FakeMaster:
     def __init__(
         self, overlays: list[tuple[str, str, int]] | None = None, token: str | None = None
     ) -> None:
-        self.overlays = overlays
-        self.network: dict[str, Any] = statedoc.state([], overlays)["network"]
+        self.overlays = list(overlays or [statedoc.DCOS])
+        self.network: dict[str, Any] = statedoc.state([], self.overlays)["network"]
+        self.bridges: dict[str, tuple[bool, bool]] = {}  # ip -> (mesos, docker) it asked for
         self.token = token
         self.revision = 1
         self.agents: dict[str, dict[str, Any]] = {}
@@ -40,6 +43,7 @@ class FakeMaster:
         self.unavailable: set[str] = set()  # host names answering 503
         self.requests: list[tuple[str, str, str]] = []  # (host, method, path) that got an answer
         self.reports: list[tuple[str, list[dict[str, Any]]]] = []
+        self.containers: dict[str, list[dict[str, Any]]] = {}  # ip -> its last container report
         self.watches: list[tuple[int, bool]] = []  # (since, full) of every watch answered
         self.slots: dict[str, int] = {}  # ip -> n: the n-th agent to register
         self._log: list[tuple[int, str]] = []  # (revision, ip) of each change
@@ -53,20 +57,50 @@ class FakeMaster:
     ) -> dict[str, Any]:
         if ip in self.agents:
             return self.agents[ip]
-        slot = self.slots.setdefault(ip, len(self.slots) + 1)
-        record = statedoc.record(ip, slot, self.overlays)
+        self.slots.setdefault(ip, len(self.slots) + 1)
+        self.bridges[ip] = (mesos_bridge, docker_bridge)
+        self.agents[ip] = self._record(ip)
+        self._change(ip)
+        return self.agents[ip]
+
+    def delete(self, ip: str) -> None:
+        del self.agents[ip]
+        self._change(ip)
+
+    def add_network(self, name: str, subnet: str, prefix: int, **extra: Any) -> None:
+        """A network added at runtime: every agent gets its block in the same revision."""
+        self.overlays.append((name, subnet, prefix))
+        doc = {"enabled": True, "name": name, "prefix": prefix, "subnet": subnet, **extra}
+        self.network = {**self.network, "overlays": [*self.network["overlays"], doc]}
+        self._rebuild()
+
+    def update_network(self, name: str, **fields: Any) -> None:
+        """``enabled`` / ``allow_from`` changed: the network list only, no agent record."""
+        overlays = [{**o, **fields} if o["name"] == name else o for o in self.network["overlays"]]
+        self.network = {**self.network, "overlays": overlays}
+        self._change()
+
+    def delete_network(self, name: str) -> None:
+        """Gone from the list and from every agent, in one revision."""
+        self.overlays = [o for o in self.overlays if o[0] != name]
+        overlays = [o for o in self.network["overlays"] if o["name"] != name]
+        self.network = {**self.network, "overlays": overlays}
+        self._rebuild()
+
+    def _record(self, ip: str) -> dict[str, Any]:
+        record = statedoc.record(ip, self.slots[ip], self.overlays)
+        mesos_bridge, docker_bridge = self.bridges[ip]
         for overlay in record["overlays"]:
             if not mesos_bridge:
                 del overlay["mesos_bridge"]
             if not docker_bridge:
                 del overlay["docker_bridge"]
-        self.agents[ip] = record
-        self._change(ip)
         return record
 
-    def delete(self, ip: str) -> None:
-        del self.agents[ip]
-        self._change(ip)
+    def _rebuild(self) -> None:
+        for ip in self.agents:
+            self.agents[ip] = self._record(ip)
+        self._change(*self.agents)
 
     def compact(self) -> None:
         """Forget the changes so far: every older ``since`` gets the whole state."""
@@ -81,9 +115,9 @@ class FakeMaster:
     def state(self) -> dict[str, Any]:
         return {"agents": [self.agents[ip] for ip in sorted(self.agents)], "network": self.network}
 
-    def _change(self, ip: str) -> None:
+    def _change(self, *ips: str) -> None:
         self.revision += 1
-        self._log.append((self.revision, ip))
+        self._log.extend((self.revision, ip) for ip in ips)
         self._wake()
 
     def _wake(self) -> None:
@@ -112,6 +146,8 @@ class FakeMaster:
         parts = path.removeprefix(AGENTS_PATH + "/").split("/")
         if request.method == "PUT" and len(parts) == 2 and parts[1] == "status":
             return self._status(parts[0], json.loads(request.content))
+        if request.method == "PUT" and len(parts) == 2 and parts[1] == "containers":
+            return self._containers(parts[0], json.loads(request.content)["containers"])
         return _error(404, "not_found", f"no route {request.method} {path}")
 
     def _register(self, body: dict[str, Any]) -> httpx.Response:
@@ -171,6 +207,18 @@ class FakeMaster:
         if changed:
             self._change(ip)
         return self._answer(record)
+
+    def _containers(self, ip: str, containers: list[dict[str, Any]]) -> httpx.Response:
+        """As the master: replaced whole; a changed list is a new revision that touches no
+        agent record (agents watching get an empty delta)."""
+        if ip not in self.agents:
+            return _error(404, "unknown_agent", f"no agent {ip}")
+        if self.containers.get(ip) != containers:
+            self.containers[ip] = containers
+            self.revision += 1
+            self._wake()
+        body = {"agent": ip, "revision": self.revision, "containers": len(containers)}
+        return self._answer(body)
 
     def _answer(self, body: dict[str, Any]) -> httpx.Response:
         return httpx.Response(200, json=body, headers={REVISION_HEADER: str(self.revision)})

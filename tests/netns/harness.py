@@ -1,5 +1,6 @@
 """In-process agents: a real ``Reconciler`` (real ``Kernel``, nft, CNI files) per agent namespace,
-fed cluster-state documents directly (no masters involved)."""
+fed cluster-state documents directly (no masters involved); and what an agent namespace holds,
+read with ``ip``, ``bridge`` and ``nft`` (independent of the agent's own code)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
 from overlay_agent.cluster import ClusterState
 from overlay_agent.desired import AgentOptions
 from overlay_agent.docker import Docker
-from overlay_agent.nat import Nat
+from overlay_agent.firewall import Firewall
 from overlay_agent.netlink import Kernel
 from overlay_agent.reconciler import Outcome, Reconciler, Settings
 from tests import statedoc
@@ -50,7 +51,7 @@ def local_agent(bed: Bed, k: int, docker_host: str | None = None, **options: Any
     data_dir = bed.root / f"a{k}" / "run" / "cni" / "networks"
     settings = Settings(AgentOptions(ip=IPv4Address(ip), **options), ns, cni_dir, data_dir)
     engine = Docker(docker_host) if docker_host else None
-    reconciler = Reconciler(settings, Kernel(ns, IPv4Address(ip)), Nat(ns), engine)
+    reconciler = Reconciler(settings, Kernel(ns, IPv4Address(ip)), Firewall(ns), engine)
     return LocalAgent(k, ns, ip, cni_dir, data_dir, reconciler)
 
 
@@ -99,3 +100,48 @@ def expected_peer_objects(
     n = {(f"44.128.0.{k}", f"70:b3:d5:80:00:{k:02x}") for k in peers if k != me}
     f = {(f"70:b3:d5:80:00:{k:02x}", bed.agent_ip(k)) for k in peers if k != me}
     return r, n, f
+
+
+def elements(ns: str) -> dict[str, set[str]]:
+    """The agent's nftables sets as text: "9.0.0.0/8", "9.0.0.0/8 . 10.128.0.0/16"."""
+    done = sh("ip", "netns", "exec", ns, "nft", "-j", "list", "table", "inet", "overlay_agent")
+    sets: dict[str, set[str]] = {}
+    for item in json.loads(done.stdout)["nftables"]:
+        if "set" in item:
+            sets[item["set"]["name"]] = {_text(e) for e in item["set"].get("elem", [])}
+    return sets
+
+
+def _text(element: Any) -> str:
+    if isinstance(element, dict) and "concat" in element:
+        return " . ".join(_text(p) for p in element["concat"])
+    if isinstance(element, dict):
+        return f"{element['prefix']['addr']}/{element['prefix']['len']}"
+    return str(element)
+
+
+def counted(ns: str, chain: str) -> int:
+    """Packets our rules in ``chain`` have counted (isolation drops, spoofing drops)."""
+    done = sh(
+        "ip", "netns", "exec", ns, "nft", "-j", "list", "chain", "inet", "overlay_agent", chain
+    )
+    return sum(
+        e["counter"]["packets"]
+        for item in json.loads(done.stdout)["nftables"]
+        if "rule" in item
+        for e in item["rule"]["expr"]
+        if "counter" in e
+    )
+
+
+def bridges(ns: str) -> set[str]:
+    return {link["ifname"] for link in ipj(ns, "link", "show", "type", "bridge")}
+
+
+def gateway(ns: str, bridge: str) -> set[str]:
+    (link,) = ipj(ns, "-4", "addr", "show", "dev", bridge)
+    return {f"{a['local']}/{a['prefixlen']}" for a in link["addr_info"]}
+
+
+def network_routes(ns: str, space: IPv4Network) -> set[str]:
+    return {dst for dst, _ in routes(ns) if IPv4Network(dst).subnet_of(space)}

@@ -14,7 +14,7 @@ import pytest
 
 from overlay_agent.cluster import ClusterState
 from overlay_agent.desired import AgentOptions, FdbEntry, Neighbour, Route
-from overlay_agent.nat import Nat
+from overlay_agent.firewall import Firewall
 from overlay_agent.netlink import Kernel
 from overlay_agent.observed import ObservedRoute
 from overlay_agent.plan import (
@@ -75,7 +75,9 @@ def agent(bed: Bed) -> Iterator[Agent]:
     options = AgentOptions(ip=IPv4Address(ME))
     kernel = Kernel(ns, IPv4Address(ME))
     try:
-        reconciler = Reconciler(Settings(options, ns, None, bed.root / "data"), kernel, Nat(ns))
+        reconciler = Reconciler(
+            Settings(options, ns, None, bed.root / "data"), kernel, Firewall(ns)
+        )
         yield Agent(ns, kernel, reconciler)
     finally:
         kernel.close()

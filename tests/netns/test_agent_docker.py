@@ -15,9 +15,9 @@ import pytest
 from overlay_agent.docker import BRIDGE_NAME, LABEL, MASQUERADE, MTU
 from tests.harness.cluster import free_ports, running_cluster
 from tests.netns import dockerd
+from tests.netns.agents import AgentProcess, World
 from tests.netns.dockerd import Dockerd, running_dockerd
 from tests.netns.harness import LocalAgent, cluster, local_agent
-from tests.netns.test_agent_e2e import AgentProcess, World
 from tests.netns.topology import Bed, add_container, ipj, ping_check, sh, wait_for
 
 pytestmark = [

@@ -6,124 +6,25 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.harness.cluster import ROOT, Cluster, free_ports, running_cluster
+from tests.harness.cluster import Replica
+from tests.netns.agents import World, running_world
 from tests.netns.harness import delete_fdb_by_hand, expected_peer_objects, fdb, neighbours, routes
-from tests.netns.topology import Bed, Container, add_container, ping_check, sh, wait_for
+from tests.netns.topology import Bed, ping_check, sh, wait_for
+from tests.netns.topology import cni as run_cni
 
 pytestmark = pytest.mark.netns
 
 
-@dataclass
-class AgentProcess:
-    k: int
-    ns: str
-    ip: str
-    http: str
-    cni_dir: Path
-    args: list[str]
-    proc: subprocess.Popen[bytes] | None = None
-
-    def get(self, path: str) -> httpx.Response:
-        return httpx.get(f"http://{self.http}{path}", timeout=2)
-
-    def ready(self) -> bool:
-        try:
-            return self.get("/readyz").status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def metric(self, name: str) -> float:
-        text = self.get("/metrics").text
-        match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
-        return float(match.group(1)) if match else 0.0
-
-
-@dataclass
-class World:
-    bed: Bed
-    masters: Cluster
-    agents: list[AgentProcess]
-
-    def start(self, agent: AgentProcess) -> None:
-        agent.proc = self.bed.start(
-            *agent.args, log=self.bed.root / f"agent-{agent.k}.log", env={"PYTHONPATH": str(ROOT)}
-        )
-
-    def wait_ready(self, agent: AgentProcess, timeout: float = 30) -> None:
-        def ready() -> bool:
-            assert agent.proc is not None and agent.proc.poll() is None, self.log(agent)
-            return agent.ready()
-
-        wait_for(f"agent {agent.k} ready", ready, timeout=timeout, every=0.1)
-
-    def log(self, agent: AgentProcess) -> str:
-        return (self.bed.root / f"agent-{agent.k}.log").read_text()[-3000:]
-
-    def master_state(self) -> dict[str, Any]:
-        replica = next(r for r in self.masters.replicas if r.alive)
-        body: dict[str, Any] = self.masters.state(replica).json()
-        return body
-
-    def container(self, agent: AgentProcess, name: str) -> Container:
-        c = add_container(self.bed, agent.ns, agent.cni_dir / "dcos.conf", name)
-        assert c.error is None, c.error
-        return c
-
-
 @pytest.fixture
 def world(bed: Bed, tmp_path: Path) -> Iterator[World]:
-    bed.build(agents=3)
-    with running_cluster(tmp_path / "masters") as masters:
-        urls = ",".join(r.url for r in masters.replicas)
-        ports = free_ports(3)
-        agents = []
-        for k in (1, 2, 3):
-            http = f"127.0.0.1:{ports[k - 1]}"
-            cni_dir = tmp_path / f"a{k}" / "cni"
-            args = [
-                sys.executable,
-                "-m",
-                "overlay_agent.cli",
-                "--masters",
-                urls,
-                "--ip",
-                bed.agent_ip(k),
-                "--netns",
-                bed.agent_ns(k),
-                "--token-file",
-                str(masters.root / "token"),
-                "--cni-dir",
-                str(cni_dir),
-                "--cni-data-dir",
-                str(tmp_path / f"a{k}" / "run"),
-                "--http",
-                http,
-                "--resync",
-                "1",
-                "--watch-timeout",
-                "5",
-            ]
-            agents.append(AgentProcess(k, bed.agent_ns(k), bed.agent_ip(k), http, cni_dir, args))
-        w = World(bed, masters, agents)
-        try:
-            for a in agents:  # one after the other: VTEP n goes to agent n, as in statedoc
-                w.start(a)
-                w.wait_ready(a)
-            yield w
-        finally:
-            for a in agents:
-                if a.proc is not None:
-                    bed.stop(a.proc)
+    with running_world(bed, tmp_path) as w:
+        yield w
 
 
 def test_cluster_with_real_masters_pings_reports_status_and_forgets_deleted_agents(
@@ -232,3 +133,33 @@ def test_masters_gone_keeps_the_data_plane_and_the_agent_retrying(world: World) 
     )
     assert ping_check(c1.ns, c2.ip)()
     assert a1.ready()
+
+
+def test_containers_show_on_every_master_and_survive_a_leader_kill(world: World) -> None:
+    """Agents report the containers CNI attached (host-local's leases) through the log: every
+    replica lists them with the addresses CNI gave, a killed leader changes nothing, and a
+    container removed with CNI DEL disappears."""
+    masters = world.masters
+    a1, a2 = world.agents[0], world.agents[1]
+    c1, c2 = world.container(a1, "c1"), world.container(a2, "c2")
+
+    def listed(replica: Replica) -> set[tuple[str, str, str | None]]:
+        answer = httpx.get(f"{replica.url}/overlay-master/containers", timeout=5)
+        if answer.status_code != 200:  # e.g. 503 while a new leader is elected
+            return set()
+        return {(c["id"], c["agent"], c.get("address")) for c in answer.json()["containers"]}
+
+    want = {(c1.id, a1.ip, c1.ip), (c2.id, a2.ip, c2.ip)}
+    for replica in masters.replicas:
+        wait_for(f"the containers on {replica.url}", lambda r=replica: listed(r) == want)
+    masters.kill(masters.leader())
+    survivors = [r for r in masters.replicas if r.alive]
+    for replica in survivors:
+        wait_for("the containers after the kill", lambda r=replica: listed(r) == want)
+    run_cni(world.bed, "DEL", c2.agent_ns, c2.ns, c2.conf, c2.id)
+    for replica in survivors:
+        wait_for(
+            "the removed container gone",
+            lambda r=replica: listed(r) == {(c1.id, a1.ip, c1.ip)},
+            timeout=15,
+        )

@@ -35,9 +35,9 @@ from overlay_agent.plan import (
 )
 from overlay_agent.reconciler import Outcome, Reconciler, Settings
 from tests import statedoc
+from tests.fakes.firewall import FakeFirewall
 from tests.fakes.kernel import FakeKernel
 from tests.fakes.namespace import Namespace
-from tests.fakes.nat import FakeNat
 from tests.netns.topology import Bed, sh
 
 pytestmark = pytest.mark.netns
@@ -160,7 +160,7 @@ def test_passes_converge_alike(twin: Twin) -> None:
     bed = twin.bed
     ip = bed.agent_ip(1)
     settings = Settings(AgentOptions(ip=A(ip)), twin.ns, None, bed.root / "data")
-    reconcilers = [Reconciler(settings, k, FakeNat()) for k in (twin.real, twin.fake)]
+    reconcilers = [Reconciler(settings, k, FakeFirewall()) for k in (twin.real, twin.fake)]
     revision = 0
 
     def run(doc: dict[str, Any]) -> Outcome:

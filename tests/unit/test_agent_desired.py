@@ -171,3 +171,20 @@ def test_configurable_port_and_uppercase_mac_normalised() -> None:
     want = desired(doc(mine), AgentOptions(ip=IPv4Address("10.0.0.2"), vxlan_port=4789), 1500)
     assert want is not None and want.vtep is not None
     assert (want.vtep.port, want.vtep.mac) == (4789, "70:b3:d5:80:00:02")
+
+
+def test_a_revision_that_changes_nothing_an_agent_reads_keeps_the_parts() -> None:
+    """A container report elsewhere moves the revision with an empty delta: the agent keeps the
+    same parts, so its reconciler reuses what it computed (no desired() for thousands of peers
+    on every container start in the cluster)."""
+    from overlay_agent.cluster import ClusterState
+
+    first = ClusterState.from_document(doc(rec("10.0.0.2", 2), rec("10.0.0.3", 3)), revision=4)
+    network = dict(first.network)  # the same value, as a new answer parses it
+    empty = {"revision": 5, "full": False, "agents": [], "deleted": [], "network": network}
+    second = first.apply(empty)
+    assert second.revision == 5 and second.same_content(first)
+    changed = second.apply({**empty, "revision": 6, "agents": [rec("10.0.0.4", 4)]})
+    assert not changed.same_content(second) and "10.0.0.4" in changed.agents
+    renamed = second.apply({**empty, "revision": 7, "network": {**network, "vtep_mtu": 1400}})
+    assert not renamed.same_content(second)

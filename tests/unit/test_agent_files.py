@@ -1,4 +1,4 @@
-"""nft rendering/parsing of the masquerade table and CNI config/lease accounting (files only)."""
+"""CNI config and lease accounting (files only). The nftables table: test_agent_firewall.py."""
 
 from __future__ import annotations
 
@@ -8,74 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from overlay_agent import cni, nat
-from overlay_agent.desired import Bridge, LocalOverlay, Masquerade
+from overlay_agent import cni
+from overlay_agent.desired import Bridge, LocalOverlay
 
 pytestmark = pytest.mark.unit
 
 M = Bridge("m-dcos", "dcos", IPv4Interface("9.0.0.1/27"), 1450)
-
-
-def test_masquerade_render_lists_sets_and_one_rule() -> None:
-    text = nat.render(
-        Masquerade(
-            frozenset({IPv4Network("9.0.0.0/8")}),
-            frozenset({IPv4Network("9.0.0.0/8"), IPv4Network("10.99.0.0/16")}),
-        )
-    )
-    assert "elements = { 9.0.0.0/8 };" in text
-    assert "elements = { 9.0.0.0/8, 10.99.0.0/16 };" in text
-    assert text.count("masquerade comment") == 1
-    assert text.startswith("table ip overlay_agent\ndelete table ip overlay_agent\n")
-
-
-def test_nft_json_of_a_foreign_or_edited_table_is_not_ours() -> None:
-    ours = {
-        "nftables": [
-            {"set": {"name": "sources", "elem": [{"prefix": {"addr": "9.0.0.0", "len": 8}}]}},
-            {
-                "set": {
-                    "name": "overlays",
-                    "elem": [{"prefix": {"addr": "9.0.0.0", "len": 8}}, "10.1.2.3"],
-                }
-            },
-            {"chain": {"name": "postrouting", "type": "nat", "hook": "postrouting"}},
-            {
-                "rule": {
-                    "comment": nat.RULE_COMMENT,
-                    "expr": [
-                        {
-                            "match": {
-                                "op": "==",
-                                "left": {"payload": {"field": "saddr"}},
-                                "right": "@sources",
-                            }
-                        },
-                        {
-                            "match": {
-                                "op": "!=",
-                                "left": {"payload": {"field": "daddr"}},
-                                "right": "@overlays",
-                            }
-                        },
-                        {"counter": {}},
-                        {"masquerade": None},
-                    ],
-                }
-            },
-        ]
-    }
-    parsed = nat._parse(ours)
-    assert parsed == Masquerade(
-        frozenset({IPv4Network("9.0.0.0/8")}),
-        frozenset({IPv4Network("9.0.0.0/8"), IPv4Network("10.1.2.3/32")}),
-    )
-    edited = json.loads(json.dumps(ours))
-    edited["nftables"][3]["rule"]["expr"][1]["match"]["op"] = "=="
-    assert nat._parse(edited) is None
-    extra = json.loads(json.dumps(ours))
-    extra["nftables"].append(extra["nftables"][3])
-    assert nat._parse(extra) is None
 
 
 def test_cni_configs_written_once_and_stale_ones_of_ours_removed(tmp_path: Path) -> None:
@@ -92,8 +30,12 @@ def test_cni_configs_written_once_and_stale_ones_of_ours_removed(tmp_path: Path)
         "routes": [{"dst": "0.0.0.0/0"}],
     }
     (cni_dir / "other.conf").write_text('{"type": "macvlan"}')
+    (data / "dcos").mkdir()
+    (data / "dcos" / "9.0.0.2").write_text("container-id")  # host-local's lease
+    (data / "other").mkdir()
     assert cni.ensure_configs(cni_dir, data, []) == 1
     assert sorted(p.name for p in cni_dir.iterdir()) == ["other.conf"]
+    assert sorted(p.name for p in data.iterdir()) == ["other"]  # only the leases of ours
 
 
 def test_capacity_counts_host_local_leases_inside_the_half(tmp_path: Path) -> None:

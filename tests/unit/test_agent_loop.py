@@ -1,7 +1,7 @@
 """AgentLoop against a fake master (tests/fakes/master.py, served to the real MasterClient through
 httpx.MockTransport) and the in-memory edges: registration, watch deltas and full answers, master
 loss with backoff, status reports only on change, readiness of the latest revision, deletion on
-the master, liveness. Timers and backoff run on a virtual clock: nothing waits on wall time."""
+the master, networks added, changed and deleted at runtime, liveness. Timers and backoff run on a virtual clock: nothing waits on wall time."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import asyncio
 import errno
 import time
 from collections.abc import Callable, Coroutine
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +48,65 @@ def test_registers_then_follows_deltas_and_full_answers(tmp_path: Path) -> None:
             w.master.register(agent_ip(5))
             w.master.delete(agent_ip(3))
             w.master.compact()
+            answered = len(w.master.watches)
             w.master.outage(False)
             await w.clock.advance(CAP)
             await converged(w)
-            assert w.master.watches[-1][1] and w.routes() == {w.block(4), w.block(5)}
+            # the first answer after the outage was the whole state (later ones may be deltas:
+            # e.g. the agent's own container report moves the revision)
+            assert w.master.watches[answered][1] and w.routes() == {w.block(4), w.block(5)}
 
     run(scenario)
+
+
+def test_networks_added_changed_and_deleted_follow_from_the_watch_alone(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with world(tmp_path, cni=True) as w:
+            await converged(w)
+            registrations = [r for r in w.master.requests if r[1] == "POST"]
+            cni_dir = w.agent.settings.cni_dir
+            assert cni_dir is not None
+
+            w.master.add_network("apps", "10.128.0.0/9", 24)
+            await converged(w)
+            apps = {w.block(k, "10.128.0.0/9", 24) for k in (2, 3)}
+            assert w.routes() == {w.block(2), w.block(3)} | apps
+            bridges = {b.name for b in w.kernel.ns.observe(IPv4Address(ME)).bridges}
+            assert bridges == {"m-dcos", "d-dcos", "m-apps", "d-apps"}
+            assert (cni_dir / "apps.conf").exists()
+            assert addresses(w, "m-apps") == 125.0  # a /25 half: free addresses
+            assert w.firewall.table is not None
+            assert IPv4Network("10.128.0.0/9") in w.firewall.table["sources4"]
+
+            writes = (w.kernel.writes, w.firewall.writes)
+            w.master.update_network("apps", allow_from=["dcos"])  # the network list only
+            await converged(w)
+            assert (w.kernel.writes, w.firewall.writes) == (writes[0], writes[1] + 1)
+            pair = (IPv4Network("9.0.0.0/8"), IPv4Network("10.128.0.0/9"))
+            assert pair in w.firewall.table["allowed4"]
+            await w.tick()  # a resync pass with nothing new writes nothing
+            assert (w.kernel.writes, w.firewall.writes) == (writes[0], writes[1] + 1)
+
+            w.master.delete_network("dcos")
+            await converged(w)
+            assert w.routes() == apps
+            bridges = {b.name for b in w.kernel.ns.observe(IPv4Address(ME)).bridges}
+            assert bridges == {"m-apps", "d-apps"}
+            assert sorted(p.name for p in cni_dir.iterdir()) == ["apps.conf"]
+            assert addresses(w, "m-dcos") is None  # its metrics went with it
+            assert w.firewall.table["allowed4"] == {(pair[1], pair[1])}
+            # all of it from the watch: the agent registered once
+            assert [r for r in w.master.requests if r[1] == "POST"] == registrations
+
+    run(scenario)
+
+
+def addresses(w: World, bridge: str) -> float | None:
+    """The free-address gauge of ``bridge``, as a scrape of /metrics would read it."""
+    w.agent.overlay_document()  # what /metrics does first
+    return w.agent.metrics.registry.get_sample_value(
+        "overlay_agent_bridge_addresses", {"bridge": bridge, "kind": "free"}
+    )
 
 
 def test_master_loss_keeps_the_data_plane_and_retries_with_backoff(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """Reconciler passes over the in-memory edges (tests/fakes): build, no-change, drift, partial
-failure and retry, departed peers, our own record gone, NAT/CNI/Docker failures. The same passes
-on a real kernel: tests/netns (test_agent_fake_kernel.py keeps the fake honest)."""
+failure and retry, departed peers, our own record gone, firewall/CNI/Docker failures, networks
+added, changed and deleted. The same passes on a real kernel: tests/netns
+(test_agent_fake_kernel.py keeps the fake honest)."""
 
 from __future__ import annotations
 
@@ -15,14 +16,15 @@ import pytest
 from overlay_agent.cluster import ClusterState
 from overlay_agent.desired import AgentOptions, Route
 from overlay_agent.docker import LABEL
+from overlay_agent.firewall import contents
 from overlay_agent.observed import ObservedNeighbour, ObservedNet, ObservedRoute
 from overlay_agent.plan import ReplaceNeighbour, ReplaceRoute
 from overlay_agent.reconciler import Outcome, OverlayStatus, Reconciler, Settings
 from overlay_wire.contract import Status
 from tests import statedoc
 from tests.fakes.docker import FakeEngine, docker_edge
+from tests.fakes.firewall import FakeFirewall
 from tests.fakes.kernel import FakeKernel
-from tests.fakes.nat import FakeNat
 
 pytestmark = pytest.mark.unit
 
@@ -43,7 +45,7 @@ def state(*ks: int, revision: int = 1, overlays: Any = None) -> ClusterState:
 class Agent:
     reconciler: Reconciler
     kernel: FakeKernel
-    nat: FakeNat
+    firewall: FakeFirewall
     cni_dir: Path
 
     def seen(self) -> ObservedNet:
@@ -68,12 +70,15 @@ def make_agent(tmp_path: Path, engine: FakeEngine | None = None) -> Agent:
     settings = Settings(
         AgentOptions(ip=IPv4Address(agent_ip(1))), None, tmp_path / "cni", tmp_path / "data"
     )
-    kernel, nat = FakeKernel(), FakeNat()
+    kernel, firewall = FakeKernel(), FakeFirewall()
     if engine is not None:
         engine.ns = kernel.ns
     docker = docker_edge(engine) if engine is not None else None
     return Agent(
-        Reconciler(settings, kernel, nat, docker), kernel, nat, settings.cni_dir or tmp_path
+        Reconciler(settings, kernel, firewall, docker),
+        kernel,
+        firewall,
+        settings.cni_dir or tmp_path,
     )
 
 
@@ -102,10 +107,15 @@ def test_first_pass_builds_everything_and_the_next_writes_nothing(agent: Agent) 
         "d-dcos": (True, True, 1450, {IPv4Interface("9.0.0.33/27")}),
     }
     assert seen.forwarding and agent.peers() == expected_peers(2, 3)
-    assert first.want is not None and agent.nat.table == first.want.masquerade
+    assert first.want is not None and first.want.masquerade is not None
+    assert agent.firewall.table == contents(first.want.masquerade, first.want.isolation)
     assert (agent.cni_dir / "dcos.conf").exists()
     # vtep (2 + address), 2 bridges (2 + address each), forwarding, 3 per peer; nft; CNI file
-    assert (agent.kernel.writes, agent.nat.writes, first.writes) == (3 + 6 + 1 + 6, 1, 16 + 1 + 1)
+    assert (agent.kernel.writes, agent.firewall.writes, first.writes) == (
+        3 + 6 + 1 + 6,
+        1,
+        16 + 1 + 1,
+    )
 
     again = agent.reconciler.reconcile(state(1, 2, 3, revision=2))
     assert (again.operations, again.writes, again.converged) == (0, 0, True)
@@ -120,13 +130,13 @@ def test_drift_made_by_hand_is_repaired(agent: Agent) -> None:
     ns.fdb_del(vtep, statedoc.vtep_mac(3), IPv4Address(agent_ip(3)))
     ns.link_del("d-dcos")
     ns.forwarding = False
-    agent.nat.table = None
+    agent.firewall.table = None
     outcome = agent.reconciler.reconcile(state(1, 2, 3, revision=2))
     # route, neighbour, FDB entry, bridge (create + address), forwarding
     assert (outcome.operations, outcome.converged, outcome.statuses) == (6, True, ok("dcos"))
     assert agent.peers() == expected_peers(2, 3)
     assert agent.seen().bridge("d-dcos") is not None and agent.seen().forwarding
-    assert agent.nat.table is not None
+    assert agent.firewall.table is not None
 
 
 def test_a_refused_operation_fails_its_overlay_only_and_the_rest_is_applied(
@@ -193,8 +203,8 @@ def test_our_vtep_address_moving_takes_a_second_round_in_the_same_pass(agent: Ag
     assert agent.peers() == expected_peers(2, 3)
 
 
-def test_nat_refused_fails_every_overlay_until_it_succeeds(agent: Agent) -> None:
-    agent.nat.refuse_next("Error: Could not process rule: No such file or directory")
+def test_firewall_refused_fails_every_overlay_until_it_succeeds(agent: Agent) -> None:
+    agent.firewall.refuse_next("Error: Could not process rule: No such file or directory")
     failed = agent.reconciler.reconcile(state(1, 2, 3, overlays=OVERLAYS))
     problem = "nft -f - failed: Error: Could not process rule: No such file or directory"
     assert failed.statuses == {n: OverlayStatus(Status.FAILED, problem) for n in ("dcos", "other")}
@@ -250,3 +260,67 @@ def test_routes_of_other_protocols_are_not_ours(agent: Agent) -> None:
     assert outcome.converged and ns.routes.keys() == {IPv4Network("203.0.113.0/24")}
     assert agent.seen().neighbours == frozenset[ObservedNeighbour]()
     assert agent.seen().routes == frozenset[ObservedRoute]()
+
+
+def with_allow_from(doc: dict[str, Any], target: str, *sources: str) -> dict[str, Any]:
+    for overlay in doc["network"]["overlays"]:
+        if overlay["name"] == target:
+            overlay["allow_from"] = list(sources)
+    return doc
+
+
+def document(*ks: int, overlays: Any = None) -> dict[str, Any]:
+    return statedoc.state([statedoc.record(agent_ip(k), k, overlays) for k in ks], overlays)
+
+
+def test_a_network_added_is_built_in_one_pass_with_one_firewall_transaction(agent: Agent) -> None:
+    agent.reconciler.reconcile(state(1, 2, 3))
+    firewall_writes = agent.firewall.writes
+    added = agent.reconciler.reconcile(state(1, 2, 3, revision=2, overlays=OVERLAYS))
+    assert (added.converged, added.statuses) == (True, ok("dcos", "other"))
+    assert {b.name for b in agent.seen().bridges} == {"m-dcos", "d-dcos", "m-other", "d-other"}
+    assert agent.peers()[0] == expected_peers(2, 3)[0] | {"10.128.1.0/24", "10.128.2.0/24"}
+    assert (agent.cni_dir / "other.conf").exists()
+    assert agent.firewall.writes == firewall_writes + 1
+    (transaction,) = agent.firewall.transactions
+    assert "add element inet overlay_agent allowed4 { 10.128.0.0/9 . 10.128.0.0/9 }" in transaction
+    assert agent.firewall.table is not None
+    assert agent.firewall.table["sources4"] == {IPv4Network("9.0.0.0/8"), IPv4Network(OTHER[1])}
+
+    again = agent.reconciler.reconcile(state(1, 2, 3, revision=3, overlays=OVERLAYS))
+    assert (again.operations, again.writes) == (0, 0)
+
+
+def test_allow_from_changed_is_one_firewall_write_and_nothing_else(agent: Agent) -> None:
+    agent.reconciler.reconcile(state(1, 2, 3, overlays=OVERLAYS))
+    kernel, firewall = agent.kernel.writes, agent.firewall.writes
+    opened = with_allow_from(document(1, 2, 3, overlays=OVERLAYS), "other", "dcos")
+    outcome = agent.reconciler.reconcile(ClusterState.from_document(opened, 2))
+    assert (outcome.operations, outcome.writes, outcome.converged) == (0, 1, True)
+    assert (agent.kernel.writes, agent.firewall.writes) == (kernel, firewall + 1)
+    assert agent.firewall.transactions == [
+        "add element inet overlay_agent allowed4 { 9.0.0.0/8 . 10.128.0.0/9 }\n"
+    ]
+    same = agent.reconciler.reconcile(ClusterState.from_document(opened, 3))
+    assert (same.operations, same.writes) == (0, 0)
+    closed = agent.reconciler.reconcile(state(1, 2, 3, revision=4, overlays=OVERLAYS))
+    assert (closed.operations, closed.writes) == (0, 1)
+    assert agent.firewall.transactions[-1] == (
+        "delete element inet overlay_agent allowed4 { 9.0.0.0/8 . 10.128.0.0/9 }\n"
+    )
+
+
+def test_a_network_deleted_takes_its_bridges_routes_cni_file_and_set_members(
+    agent: Agent,
+) -> None:
+    agent.reconciler.reconcile(state(1, 2, 3, overlays=OVERLAYS))
+    outcome = agent.reconciler.reconcile(state(1, 2, 3, revision=2, overlays=[OTHER]))
+    assert (outcome.converged, outcome.statuses) == (True, ok("other"))
+    assert {b.name for b in agent.seen().bridges} == {"m-other", "d-other"}
+    assert agent.peers()[0] == {"10.128.1.0/24", "10.128.2.0/24"}
+    assert sorted(p.name for p in agent.cni_dir.iterdir()) == ["other.conf"]
+    table = agent.firewall.table
+    assert table is not None and agent.firewall.transactions[-1].startswith("delete element")
+    assert all("9.0.0.0/8" not in str(e) for elements in table.values() for e in elements)
+    again = agent.reconciler.reconcile(state(1, 2, 3, revision=3, overlays=[OTHER]))
+    assert (again.operations, again.writes) == (0, 0)

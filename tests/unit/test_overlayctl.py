@@ -108,3 +108,35 @@ async def test_refusals_and_an_unreachable_cluster(capsys: pytest.CaptureFixture
     code, _ = await ctl(node, "network", "add", "x", "--subnet", "10.1.0.0/16", "--prefix", "24")
     assert code == cli.EXIT_UNREACHABLE
     assert "no master answered in time" in capsys.readouterr().err
+
+
+async def test_containers_and_status_in_one_screen() -> None:
+    node = FakeNode()
+    node.apply({"op": "register", "ip": "10.0.0.1", "mesos_bridge": True, "docker_bridge": True})
+    full = [
+        {"id": f"c{i}", "network": "dcos", "half": "mesos", "address": f"9.0.0.{i + 2}"}
+        for i in range(27)  # 27 of the /27 half's 29 addresses: nearly full
+    ]
+    node.apply({"op": "containers", "ip": "10.0.0.1", "containers": full})
+    code, out = await ctl(node, "containers", "--network", "dcos")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == [
+        "CONTAINER",
+        "NAME",
+        "NETWORK",
+        "AGENT",
+        "HALF",
+        "ADDRESS",
+        "ADDRESS6",
+    ]
+    assert len(lines) == 28 and lines[1].split()[:5] == ["c0", "-", "dcos", "10.0.0.1", "mesos"]
+    code, out = await ctl(node, "containers", "--agent", "10.0.0.9")
+    assert out.splitlines()[1] == "(none)"
+    code, out = await ctl(node, "status")
+    assert code == 0, out
+    assert "127.0.0.1:7001" in out and "leader 127.0.0.1:7001" in out
+    assert "warning: dcos on 10.0.0.1: mesos half 27/29 addresses used" in out
+    assert "1 agent(s); overlays: 1 no report yet" in out
+    code, out = await ctl(node, "--json", "status")
+    assert set(json.loads(out)) == {"cluster", "networks", "state"}
