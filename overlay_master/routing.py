@@ -2,8 +2,9 @@
 route meets the log (a write through it, a linearizable read after a barrier).
 
 ``create_app`` (``api``) builds one ``Routes`` and hands it to each group of routes (``api``
-itself: state, agents, probes; ``network_api``: networks and containers). The only place
-allocator refusals become HTTP statuses is ``REJECTION_STATUS``.
+itself: state, agents, probes; ``network_api``: networks and containers; ``cluster_api``;
+``web``: the Networking page). The only place allocator refusals become HTTP statuses is
+``REJECTION_STATUS``.
 """
 
 from __future__ import annotations
