@@ -449,9 +449,13 @@ function draw() {
   const active = document.activeElement;
   const focusKey = sameView && active && main.contains(active) ? active.dataset.key || active.id : null;
   const selection = focusKey && typeof active.selectionStart === 'number' ? [active.selectionStart, active.selectionEnd] : null;
-  const inputs = {};
+  const inputs = {}; // only what the user changed: the rest shows the new data
   if (sameView) {
-    for (const el of main.querySelectorAll('input[id]')) inputs[el.id] = [el.value, el.checked];
+    for (const el of main.querySelectorAll('input[id]')) {
+      if (el.value !== el.defaultValue || el.checked !== el.defaultChecked) {
+        inputs[el.id] = [el.value, el.checked];
+      }
+    }
   }
   const views = { networks: networksView, network: () => networkView(where.name), agents: agentsView, cluster: clusterView };
   main.replaceChildren(...views[where.view]().filter(Boolean));

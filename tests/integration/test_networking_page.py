@@ -217,6 +217,8 @@ def test_every_network_agent_container_and_address_is_on_the_page(
             vxlan = overlay["backend"]["vxlan"]
             for text in (member["subnet"], vxlan["vtep_ip"], vxlan["vtep_mac"]):
                 expect(row).to_contain_text(text)
+            if "error" in member:  # the agent's own words
+                expect(row.locator(".status")).to_have_text(f"failed: {member['error']}")
             for half in ("mesos", "docker"):
                 use = member[half]
                 expect(row).to_contain_text(overlay[f"{half}_bridge"]["ip"])
@@ -256,10 +258,14 @@ def test_changes_show_within_a_second_without_a_reload(cluster: Cluster, browser
     report = [{k: v for k, v in c.items() if k != "agent"} for c in kept]
     started = {"id": "late-arrival", "name": "late", "network": "dcos", "half": "mesos",
                "address": address}  # fmt: skip
+    typing = page.get_by_label("Reachable from")
+    typing.fill("half-typed")  # what the user is typing survives the live update
     answer = call(cluster, "PUT", containers_path(ip), json={"containers": [*report, started]})
     assert answer.status_code == 200
     row = page.locator('tr[data-container="late-arrival"]')
     expect(row).to_contain_text(address, timeout=LIVE)
+    expect(typing).to_have_value("half-typed")
+    expect(typing).to_be_focused()
     expect(page.locator(f'tr[data-agent="{ip}"] td').last).to_have_text("1")
     # a new agent, on the agents view
     page.get_by_role("link", name="Agents").click()
@@ -393,6 +399,15 @@ def test_reads_follow_protect_reads(tmp_path: Path, browser: Any) -> None:
         give_token(page, cluster.token)
         expect(page.locator('tr[data-network="dcos"]')).to_contain_text("9.0.0.0/8")
         expect(page.locator("#banner")).to_be_hidden()
+        # empty states say what is missing
+        page.goto(cluster.replicas[0].url + "/#/agents")
+        expect(page.locator("main")).to_contain_text("No agent has registered yet.")
+        page.goto(cluster.replicas[0].url + "/#/networks/dcos")
+        expect(page.locator("main")).to_contain_text("No agent holds a block of this network yet.")
+        expect(page.locator("main")).to_contain_text("No containers are reported on this network.")
+        page.goto(cluster.replicas[0].url + "/#/networks/nope")
+        expect(page.locator("main")).to_contain_text("There is no network nope (any more).")
+        page.goto(cluster.replicas[0].url + "/#/networks")
         # every read after that carried the token: the watch still follows
         assert cluster.register(cluster.replicas[2], "10.1.0.1").status_code == 200
         expect(page.locator('tr[data-network="dcos"] td').nth(3)).to_have_text("1", timeout=LIVE)
