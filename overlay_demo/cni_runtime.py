@@ -34,12 +34,7 @@ class NetworkConfig:
 
     @classmethod
     def parse(cls, text: str, source: str) -> NetworkConfig:
-        try:
-            doc = json.loads(text)
-        except ValueError as e:
-            raise CniError(f"{source}: not JSON: {e}") from e
-        if not isinstance(doc, dict):
-            raise CniError(f"{source}: expected a JSON object")
+        doc = _json_object(text, source)
         plugins = doc.get("plugins", [doc])
         if not isinstance(plugins, list) or not plugins:
             raise CniError(f"{source}: 'plugins' must be a non-empty list")
@@ -168,7 +163,7 @@ def _run(
         raise CniError(f"{what}: {e}") from e
     if done.returncode != 0:
         raise CniError(f"{what}: {_plugin_error(done.stdout) or done.stderr.strip()}")
-    return _result(done.stdout, what) if command == "ADD" else {}
+    return _json_object(done.stdout, f"{what}: its result") if command == "ADD" else {}
 
 
 def _plugin_error(stdout: str) -> str:
@@ -182,11 +177,11 @@ def _plugin_error(stdout: str) -> str:
     return " ".join(str(doc[k]) for k in ("msg", "details") if doc.get(k)) or stdout.strip()
 
 
-def _result(stdout: str, what: str) -> Mapping[str, Any]:
+def _json_object(text: str, source: str) -> dict[str, Any]:
     try:
-        doc = json.loads(stdout)
+        doc = json.loads(text)
     except ValueError as e:
-        raise CniError(f"{what}: the plugin printed no JSON result: {stdout.strip()!r}") from e
+        raise CniError(f"{source}: not JSON: {e}") from e
     if not isinstance(doc, dict):
-        raise CniError(f"{what}: the plugin's result is not a JSON object")
+        raise CniError(f"{source}: expected a JSON object")
     return doc
