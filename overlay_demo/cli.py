@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(system: System, reason: str | None) -> int:
     """Start, announce, wait; the exit status."""
     try:
-        for note in system.clear_leftovers():
+        for note in system.claim():
             print(f"overlay-demo: {note}", flush=True)
         system.start_masters()
         if reason is None:

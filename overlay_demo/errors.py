@@ -2,6 +2,7 @@
 
 DemoError
  +-- Interrupted     Ctrl-C, SIGTERM or SIGHUP arrived while starting
+ +-- InUse           another run holds the same data dir or namespace prefix
  +-- HostError       an ``ip`` command making or removing a namespace failed
  +-- CniError        a CNI config could not be read, or a plugin refused ADD or DEL
  +-- StartError      a master, agent or container did not come up in time (the log is named)
@@ -16,6 +17,10 @@ class DemoError(Exception):
 
 class Interrupted(DemoError):
     """A stop signal arrived before the system was up."""
+
+
+class InUse(DemoError):
+    """Another live run owns the data dir or the namespace prefix."""
 
 
 class HostError(DemoError):

@@ -6,20 +6,46 @@ dir as it starts, with its start time (``/proc/PID/stat``'s 22nd field, clock ti
 the next run ends exactly those processes, by PID, and only if the PID still names the same
 process (a PID the kernel has handed to something else since has another start time). A clean
 exit removes the record. Namespaces are found by their name prefix (``hosts``).
+
+What a run that is still alive owns is never a leftover: each run holds a lock on its data dir
+and, with agents, one on its namespace prefix (``flock``: the kernel drops it when the holder
+dies, however it dies), and a second run refuses to start rather than end the first one's
+processes or remove its namespaces.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
+
+from overlay_demo.errors import InUse
 
 GONE_STATES = ("Z", "X")  # a zombie has exited; only its parent's wait is missing
 END_TIMEOUT = 10.0
 KILL_TIMEOUT = 5.0
+LOCK_DIR = Path("/run/lock")  # the namespace prefix's lock: per machine, like the namespaces
+
+
+def hold_lock(path: Path, what: str) -> IO[str]:
+    """Lock ``path`` for as long as the returned file stays open; InUse if another run has it."""
+    f = path.open("a+", encoding="utf-8")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "?"
+        f.close()
+        raise InUse(f"another overlay-demo (PID {holder}) is running with {what}") from None
+    f.truncate(0)
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Starting the whole system in order, and undoing all of it.
 
 Design notes:
-- Up: leftovers of a crashed run -> the three masters (each answering ``/readyz``) -> the
+- Up: the locks on the data dir and the namespace prefix (a live run's processes and
+  namespaces are never leftovers) -> leftovers of a crashed run -> the three masters (each answering ``/readyz``) -> the
   underlay -> each agent's namespace and process, one after the other (on a fresh cluster agent
   k then gets VTEP k, as in the tests) -> one container per agent through that agent's own CNI
   config -> every container pings the next one's address across agents. The system is
@@ -27,13 +28,14 @@ import time
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface
 from pathlib import Path
+from typing import IO
 
 import httpx
 
 from overlay_demo import cni_runtime
 from overlay_demo.errors import StartError
 from overlay_demo.hosts import Hosts, remove_leftovers
-from overlay_demo.leftovers import ProcessRecord
+from overlay_demo.leftovers import LOCK_DIR, ProcessRecord, hold_lock
 from overlay_demo.stopping import Stopping
 from overlay_master import devcluster
 from overlay_master.devcluster import Layout
@@ -104,13 +106,21 @@ class System:
     agents: list[Agent] = field(default_factory=list)
     containers: list[Container] = field(default_factory=list)
     hosts: Hosts | None = None
+    locks: list[IO[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.record = ProcessRecord(self.cluster.data / "demo.pids")
         self.home = self.cluster.data / "demo"
 
-    def clear_leftovers(self) -> list[str]:
-        """End what a crashed run left; a line for each kind found."""
+    def claim(self) -> list[str]:
+        """Claim the data dir (and the prefix) and end what a crashed run left; a line for each
+        kind found."""
+        self.locks.append(
+            hold_lock(self.cluster.data / "demo.lock", f"data dir {self.cluster.data}")
+        )
+        if self.options.agents:
+            lock = LOCK_DIR / f"overlay-demo-{self.options.prefix}lock"
+            self.locks.append(hold_lock(lock, f"namespace prefix {self.options.prefix}"))
         notes = []
         if ended := self.record.end_leftovers():
             notes.append(f"ended processes an earlier run left: {' '.join(map(str, ended))}")
@@ -184,15 +194,19 @@ class System:
         self.containers.clear()
         started = [a for a in self.agents if a.proc is not None]
         devcluster.stop_all([a.proc for a in started if a.proc is not None])
-        if started and all(p.poll() is None for p in self.masters):
+        if started and any(p.poll() is None for p in self.masters):
             problems += self._forget([a.ip for a in started])
         self.agents.clear()
         if self.hosts is not None:
             problems += self.hosts.remove()
         devcluster.stop_all(self.masters)
         self.masters.clear()
-        self.record.clear()
-        shutil.rmtree(self.home, ignore_errors=True)
+        if self.locks:  # only the run holding the locks may touch what they guard
+            self.record.clear()
+            shutil.rmtree(self.home, ignore_errors=True)
+        for lock in self.locks:
+            lock.close()
+        self.locks.clear()
         return problems
 
     def _spawn(self, command: list[str], log: Path) -> subprocess.Popen[bytes]:

@@ -43,6 +43,17 @@ def test_masters_only_prints_the_url_and_why_and_ctrl_c_stops_every_replica(
         assert state.status_code == 200 and state.json()["agents"] == []
         assert len(run.seen) >= 3
         assert len(ProcessRecord(data / "demo.pids").entries()) == 3
+        # A second run on the same data dir refuses to start: the first one's are no leftovers.
+        second = subprocess.run(
+            [str(SCRIPT), *demo_flags(data, prefix=None)], capture_output=True, text=True,
+            timeout=120, check=False,
+        )  # fmt: skip
+        assert second.returncode == 1
+        assert f"another overlay-demo (PID {run.proc.pid}) is running with data dir" in (
+            second.stderr
+        )
+        assert len(ProcessRecord(data / "demo.pids").entries()) == 3
+        assert httpx.get(f"{url}overlay-master/state", timeout=10).status_code == 200
         assert run.interrupt(signal.SIGINT) == 0, run.output()
     finally:
         run.kill()

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from overlay_demo.hosts import leftover_namespaces
-from overlay_demo.leftovers import ProcessRecord
+from overlay_demo.leftovers import LOCK_DIR, ProcessRecord
 from tests.harness.demo import SCRIPT, DemoRun, command_lines_with, demo_flags
 from tests.netns.topology import sh, wait_for
 
@@ -62,6 +62,7 @@ def prefix() -> Iterator[str]:
     finally:
         for ns in leftover_namespaces(name):
             sh("ip", "netns", "del", ns, check=False)
+        (LOCK_DIR / f"overlay-demo-{name}lock").unlink(missing_ok=True)
 
 
 @pytest.fixture
