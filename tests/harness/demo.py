@@ -28,9 +28,12 @@ SCRIPT = ROOT / "scripts" / "run"
 
 def free_port_run(count: int, host: str = "127.0.0.1") -> int:
     """The first of ``count`` consecutive ports that are all free now (the demo takes its ports
-    in runs of three)."""
+    in runs of three), below the ephemeral range: the kernel hands those out as the source
+    ports of connections (Raft's, HTTP clients'), so a port there that is free now can be taken
+    before the agent that is to listen on it has started."""
+    ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     for _ in range(200):
-        base = random.randrange(20000, 60000 - count)
+        base = random.randrange(10000, ephemeral_low - count)
         sockets = []
         try:
             for port in range(base, base + count):
