@@ -38,8 +38,8 @@ from overlay_master import allocator, dcos_json
 from overlay_master.allocator import AgentRecord, ClusterState, Result
 from overlay_master.errors import BindError, NotReadyError
 from overlay_master.network import NetworkConfig
-from overlay_master.pysyncobj_compat import FAIL_REASON, SyncObj, SyncObjConf, SyncObjException
-from overlay_master.raft_transport import ConflictOnlyTransport
+from overlay_master.pysyncobj_compat import FAIL_REASON, SyncObjConf, SyncObjException
+from overlay_master.raft_node import DurableSyncObj
 from overlay_master.replicated import ReplicatedCluster
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ class RaftSettings:
     heartbeat: float = 0.05
     leader_fallback: float = 2.0
     bind_retries: int = 3
+    sync: bool = True  # False only for benchmarks (--unsafe-no-fsync): power cuts lose acks
 
 
 @dataclass(frozen=True)
@@ -142,12 +143,9 @@ class Node:
         self._poller: asyncio.Task[None] | None = None
         self.cluster = ReplicatedCluster(self._on_applied)
         raft.data_dir.mkdir(parents=True, exist_ok=True)
-        self.syncobj = SyncObj(
-            raft.self_address,
-            list(raft.peers),
-            self._conf(),
-            consumers=[self.cluster],
-            transportClass=ConflictOnlyTransport,  # pysyncobj truncates matching entries
+        # durable group commit, pre-vote, and the conflict-only transport (raft_node.py)
+        self.syncobj = DurableSyncObj(
+            raft.self_address, list(raft.peers), self._conf(), [self.cluster], sync=raft.sync
         )
 
     def _conf(self) -> SyncObjConf:

@@ -72,6 +72,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow running without a Raft password (anyone reaching the Raft port could take over)",
     )
+    p.add_argument(
+        "--unsafe-no-fsync",
+        action="store_true",
+        help="BENCHMARKS ONLY: do not sync the Raft journal before acknowledging; a power cut of "
+        "two replicas can then lose acknowledged allocations",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p
 
@@ -125,7 +131,10 @@ def main(argv: Sequence[str]) -> int:
         peers=tuple(p for p in (x.strip() for x in args.peers.split(",")) if p),
         data_dir=Path(args.data_dir),
         password=password,
+        sync=not args.unsafe_no_fsync,
     )
+    if args.unsafe_no_fsync:
+        log.warning("--unsafe-no-fsync: acknowledged writes are not synced to disk")
     node = Node(raft)
     try:
         node.wait_bound()

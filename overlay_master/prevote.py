@@ -1,0 +1,173 @@
+"""Elections that a rejoining replica cannot force: pre-vote and leader stickiness for PySyncObj.
+
+PySyncObj 0.3.17 has neither (reference pysyncobj.md 1.9-2): a replica that times out raises its
+term and asks for votes, and any replica that sees the higher term drops its leader, even when
+that leader is healthy. A replica that just started (after a crash, with a config the recovery
+guard refuses, or with a stale log) times out before the leader's connection reaches it, so every
+restart could depose the leader (seen as ``assert 8 == 7`` in the recovery-guard test: the commit
+index moved by the new leader's no-op entry).
+
+Design notes (the two checks of Ongaro's thesis §9.6 and §4.2.3, as in etcd's PreVote and
+CheckQuorum)
+------------
+* Pre-vote: when PySyncObj's election timer runs out, ``before_tick`` pushes the timer back and
+  asks every peer "would you vote for me at term + 1?" (``pre_vote``, carrying our last log index
+  and term). A peer says yes only if that term is above its own, our log is at least as
+  up-to-date as its log, and it has not heard from a live leader within the minimum election
+  timeout. Nobody changes state on a pre-vote. Only when a majority (counting ourselves) said
+  yes does the next tick let PySyncObj start its real election, at exactly that term.
+* Stickiness: a follower that heard from a leader within the minimum election timeout drops a
+  ``request_vote`` unread (no term change, no vote), and so does a leader that heard from a
+  majority within it. Together: a replica that cannot reach the leader but whose peers can never
+  raises anyone's term; a real failure (no leader heard for a timeout by a majority) still
+  elects within one extra round trip.
+* A replica left at a higher term than the leader (its election started just as another replica
+  won) would ignore the leader forever, and its votes are dropped by the sticky peers. When such
+  a replica gets ``append_entries`` from a lower-term leader it answers ``term_notice`` (at most
+  once per minimum timeout); the leader's guard hands PySyncObj a vote request for that term with
+  an empty log, so the leader adopts the term and steps down without granting a vote (etcd does
+  the same). That costs one election, only in that rare case.
+* ``transferLeadership`` (Raft TimeoutNow) is not used by overlay; with the guard its forced
+  election would be refused by sticky followers.
+* Reads SyncObj's private fields (pysyncobj pinned to 0.3.17); runs on the tick thread only.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+FOLLOWER, CANDIDATE, LEADER = 0, 1, 2
+Message = dict[str, Any]
+Send = Callable[[Any, Message], Any]
+
+
+class ElectionGuard:
+    """Pre-vote and stickiness for one SyncObj (see the module notes)."""
+
+    def __init__(self, syncobj: Any, send: Send) -> None:
+        self.syncobj = syncobj
+        self.send = send
+        self.leader_contact = -math.inf  # when a leader's append_entries last arrived
+        self.round_term: int | None = None  # term of the pre-vote round in progress
+        self.grants: set[str] = set()
+        self.won_term: int | None = None  # pre-vote won for this term: let the election run
+        self.last_notice = -math.inf
+
+    # -- SyncObj's private state --------------------------------------------------------------
+
+    def _get(self, name: str) -> Any:
+        return getattr(self.syncobj, "_SyncObj__" + name)
+
+    @property
+    def state(self) -> int:
+        return int(self._get("raftState"))
+
+    @property
+    def term(self) -> int:
+        return int(self._get("raftCurrentTerm"))
+
+    def _last_log(self) -> tuple[int, int]:
+        entry = self._get("raftLog")[-1]
+        return int(entry[1]), int(entry[2])
+
+    def _timeout(self) -> float:
+        conf = self.syncobj.conf
+        return float(
+            conf.raftMinTimeout + (conf.raftMaxTimeout - conf.raftMinTimeout) * random.random()
+        )
+
+    @property
+    def min_timeout(self) -> float:
+        return float(self.syncobj.conf.raftMinTimeout)
+
+    def _majority(self, count: int) -> bool:
+        return count > (len(self._get("otherNodes")) + 1) / 2
+
+    def in_lease(self, now: float) -> bool:
+        """A live leader is in view: ours (follower) or a majority of followers (leader)."""
+        since = now - self.min_timeout
+        if self.state == LEADER:
+            responses = self._get("lastResponseTime")
+            return self._majority(1 + sum(1 for t in responses.values() if t > since))
+        return self.leader_contact > since
+
+    # -- hooks ----------------------------------------------------------------------------------
+
+    def before_tick(self, now: float | None = None) -> None:
+        """Turn PySyncObj's due election into a pre-vote round unless one was just won."""
+        now = time.monotonic() if now is None else now
+        if self.state == LEADER:
+            self.round_term = self.won_term = None
+            return
+        if self._get("raftElectionDeadline") >= now:
+            return
+        if not (self._get("connectedNodes") or not self._get("otherNodes")):
+            return  # PySyncObj itself waits for a connection
+        target = self.term + 1
+        if self.won_term == target:
+            self.won_term = None
+            return  # PySyncObj starts the real election at ``target`` in this tick
+        self.round_term, self.grants, self.won_term = target, {self.syncobj.selfNode.id}, None
+        self.syncobj._SyncObj__raftElectionDeadline = now + self._timeout()
+        last_index, last_term = self._last_log()
+        ask = {"type": "pre_vote", "term": target, "last_log_index": last_index}
+        ask["last_log_term"] = last_term
+        for node in self._get("otherNodes"):
+            self.send(node, ask)
+        self._check_won()
+
+    def receive(self, node: Any, message: Message) -> Message | None:
+        """What SyncObj should see of ``message`` (None: nothing)."""
+        kind = message.get("type")
+        now = time.monotonic()
+        if kind == "append_entries":
+            if message["term"] >= self.term:
+                self.leader_contact = now
+            elif self.state != LEADER and now - self.last_notice > self.min_timeout:
+                self.last_notice = now
+                self.send(node, {"type": "term_notice", "term": self.term})
+            return message
+        if kind == "request_vote":
+            return None if self.in_lease(now) else message
+        if kind == "pre_vote":
+            self.send(
+                node,
+                {
+                    "type": "pre_vote_response",
+                    "term": message["term"],
+                    "granted": self._grant(message, now),
+                },
+            )
+            return None
+        if kind == "pre_vote_response":
+            if message["granted"] and message["term"] == self.round_term and self.state != LEADER:
+                self.grants.add(node.id)
+                self._check_won()
+            return None
+        if kind == "term_notice":
+            if message["term"] <= self.term:
+                return None
+            # a vote request no log can lose to: SyncObj adopts the term, grants nothing
+            return {
+                "type": "request_vote",
+                "term": message["term"],
+                "last_log_index": -1,
+                "last_log_term": -1,
+            }
+        return message
+
+    def _grant(self, message: Message, now: float) -> bool:
+        if message["term"] <= self.term or self.in_lease(now):
+            return False
+        last_index, last_term = self._last_log()
+        theirs = (message["last_log_term"], message["last_log_index"])
+        return theirs >= (last_term, last_index)
+
+    def _check_won(self) -> None:
+        if self.round_term is not None and self._majority(len(self.grants)):
+            self.won_term, self.round_term = self.round_term, None
+            self.syncobj._SyncObj__raftElectionDeadline = 0.0  # elect on the next tick
