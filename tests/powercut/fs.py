@@ -284,7 +284,12 @@ class PowerCutFS(mfusepy.Operations):  # type: ignore[misc]
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     disk, mountpoint = Path(argv[0]).resolve(), argv[1]
-    mfusepy.FUSE(PowerCutFS(disk), mountpoint, foreground=True, nothreads=True, fsname="powercut")
+    fs = PowerCutFS(disk)
+    try:
+        mfusepy.FUSE(fs, mountpoint, foreground=True, nothreads=True, fsname="powercut")
+    except RuntimeError:  # libfuse's exit status after SIGTERM, once the mount is gone
+        if not fs.dead:
+            raise
     return 0
 
 

@@ -65,27 +65,49 @@ class PowerCutMount:
 
     def cut(self) -> None:
         """Lose everything unsynced (every process using the mount must be dead), remount."""
+        started = time.monotonic()
         with open(str(self.mountpoint) + CONTROL, "wb", buffering=0) as control:
             control.write(b"cut")
-        self.unmount()
+        self.unmount(cut=True)
+        self._note(f"power cut, unmounted in {time.monotonic() - started:.2f} s")
         self.cuts += 1
         self.mount()
 
-    def unmount(self) -> None:
-        """Unmount (an ordinary unmount syncs everything) and wait for the daemon to exit."""
-        if os.path.ismount(self.mountpoint):
+    def unmount(self, cut: bool = False) -> None:
+        """Unmount and wait for the daemon to exit (an ordinary unmount syncs everything).
+
+        Every replica started while this mount existed holds a copy of it in its own mount
+        namespace (``ip netns exec`` copies them all), which keeps the daemon serving after our
+        unmount. After a power cut there is nothing left to write, so the daemon is ended at
+        once (those copies then fail with ENOTCONN; nobody uses them). A mount still busy after
+        ``MOUNT_TIMEOUT`` is detached lazily."""
+        deadline = time.monotonic() + MOUNT_TIMEOUT
+        while os.path.ismount(self.mountpoint):
             done = subprocess.run(
                 ["fusermount3", "-u", str(self.mountpoint)], capture_output=True, check=False
             )
-            if done.returncode != 0:  # still busy: detach now, the daemon ends when unused
+            if done.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                self._note(f"still busy after {MOUNT_TIMEOUT:g} s: {done.stderr!r}; detaching")
                 subprocess.run(["fusermount3", "-uz", str(self.mountpoint)], check=False)
+                break
+            time.sleep(0.05)
         proc, self.proc = self.proc, None
-        if proc is not None:
-            try:
-                proc.wait(timeout=MOUNT_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=MOUNT_TIMEOUT)
+        if proc is None:
+            return
+        if cut:
+            proc.terminate()
+        try:
+            proc.wait(timeout=MOUNT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._note("daemon still running after the unmount; ending it")
+            proc.kill()
+            proc.wait(timeout=MOUNT_TIMEOUT)
+
+    def _note(self, text: str) -> None:
+        with self.log.open("a") as log:
+            log.write(f"{time.strftime('%H:%M:%S')} mount: {text}\n")
 
 
 @contextlib.contextmanager
