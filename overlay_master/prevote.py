@@ -21,6 +21,12 @@ CheckQuorum)
   majority within it. Together: a replica that cannot reach the leader but whose peers can never
   raises anyone's term; a real failure (no leader heard for a timeout by a majority) still
   elects within one extra round trip.
+* Pre-votes are answered at the start of the next tick, not when they arrive: the tick ends in
+  one ``poll`` that handles every message waiting on every connection, so a replica whose tick
+  thread stalled (CPU starvation, a long GC) first sees the leader's queued heartbeats and only
+  then judges whether a leader is alive. Answered on arrival, a stalled follower granted a
+  rejoining replica's pre-vote before reading the heartbeats behind it (seen under load: term
+  1 -> 3 on a restart).
 * A replica left at a higher term than the leader (its election started just as another replica
   won) would ignore the leader forever, and its votes are dropped by the sticky peers. When such
   a replica gets ``append_entries`` from a lower-term leader it answers ``term_notice`` (at most
@@ -34,6 +40,7 @@ CheckQuorum)
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
@@ -42,6 +49,7 @@ from typing import Any
 
 FOLLOWER, CANDIDATE, LEADER = 0, 1, 2
 Message = dict[str, Any]
+log = logging.getLogger(__name__)
 Send = Callable[[Any, Message], Any]
 
 
@@ -56,6 +64,7 @@ class ElectionGuard:
         self.grants: set[str] = set()
         self.won_term: int | None = None  # pre-vote won for this term: let the election run
         self.last_notice = -math.inf
+        self.asked: list[tuple[Any, Message]] = []  # pre-votes to answer at the next tick
 
     # -- SyncObj's private state --------------------------------------------------------------
 
@@ -100,6 +109,11 @@ class ElectionGuard:
     def before_tick(self, now: float | None = None) -> None:
         """Turn PySyncObj's due election into a pre-vote round unless one was just won."""
         now = time.monotonic() if now is None else now
+        asked, self.asked = self.asked, []
+        for node, message in asked:
+            granted = self._grant(message, now)
+            answer = {"type": "pre_vote_response", "term": message["term"], "granted": granted}
+            self.send(node, answer)
         if self.state == LEADER:
             self.round_term = self.won_term = None
             return
@@ -108,7 +122,7 @@ class ElectionGuard:
         if not (self._get("connectedNodes") or not self._get("otherNodes")):
             return  # PySyncObj itself waits for a connection
         target = self.term + 1
-        if self.won_term == target:
+        if self.won_term == target and not self.in_lease(now):
             self.won_term = None
             return  # PySyncObj starts the real election at ``target`` in this tick
         self.round_term, self.grants, self.won_term = target, {self.syncobj.selfNode.id}, None
@@ -134,14 +148,7 @@ class ElectionGuard:
         if kind == "request_vote":
             return None if self.in_lease(now) else message
         if kind == "pre_vote":
-            self.send(
-                node,
-                {
-                    "type": "pre_vote_response",
-                    "term": message["term"],
-                    "granted": self._grant(message, now),
-                },
-            )
+            self.asked.append((node, message))
             return None
         if kind == "pre_vote_response":
             if message["granted"] and message["term"] == self.round_term and self.state != LEADER:
@@ -151,6 +158,7 @@ class ElectionGuard:
         if kind == "term_notice":
             if message["term"] <= self.term:
                 return None
+            log.info("%s is at term %d, above ours: adopting it", node.id, message["term"])
             # a vote request no log can lose to: SyncObj adopts the term, grants nothing
             return {
                 "type": "request_vote",
@@ -168,6 +176,13 @@ class ElectionGuard:
         return theirs >= (last_term, last_index)
 
     def _check_won(self) -> None:
+        if self.in_lease(time.monotonic()):  # a leader spoke since the round began
+            return
         if self.round_term is not None and self._majority(len(self.grants)):
+            log.info(
+                "pre-vote for term %d won (%s): starting an election",
+                self.round_term,
+                ", ".join(sorted(self.grants)),
+            )
             self.won_term, self.round_term = self.round_term, None
             self.syncobj._SyncObj__raftElectionDeadline = 0.0  # elect on the next tick

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import uvicorn
 
-from overlay_master import allocator
+from overlay_master import allocator, memory
 from overlay_master.api import ApiSettings, create_app
 from overlay_master.config import default_network, load_network
 from overlay_master.errors import (
@@ -125,6 +125,7 @@ def main(argv: Sequence[str]) -> int:
             "command line",
         )
     token = _read_secret(args.token_file, "--token-file")
+    memory.tune()
     http_socket = _bind_http(args.http)
     raft = RaftSettings(
         self_address=args.self_address,
