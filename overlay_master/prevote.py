@@ -15,7 +15,8 @@ CheckQuorum)
   and term). A peer says yes only if that term is above its own, our log is at least as
   up-to-date as its log, and it has not heard from a live leader within the minimum election
   timeout. Nobody changes state on a pre-vote. Only when a majority (counting ourselves) said
-  yes does the next tick let PySyncObj start its real election, at exactly that term.
+  yes does the next tick let PySyncObj start its real election, at exactly that term, and only
+  if no leader has been heard from in between.
 * Stickiness: a follower that heard from a leader within the minimum election timeout drops a
   ``request_vote`` unread (no term change, no vote), and so does a leader that heard from a
   majority within it. Together: a replica that cannot reach the leader but whose peers can never
