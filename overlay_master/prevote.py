@@ -10,8 +10,12 @@ index moved by the new leader's no-op entry).
 Design notes (the two checks of Ongaro's thesis §9.6 and §4.2.3, as in etcd's PreVote and
 CheckQuorum)
 ------------
-* Pre-vote: when PySyncObj's election timer runs out, ``before_tick`` pushes the timer back and
-  asks every peer "would you vote for me at term + 1?" (``pre_vote``, carrying our last log index
+* The election timer: ``before_tick`` takes over PySyncObj's ``__raftElectionDeadline`` each
+  tick (adopting it whenever PySyncObj re-arms it: a leader's message, a vote granted) and sets
+  it to +inf, so PySyncObj can never start an election by itself; a check-then-let-through
+  would race with the rest of the tick (a meta fsync between the two checks let an unguarded
+  election through under load: term 1 -> 2 on a follower's restart).
+* Pre-vote: when the timer runs out, ``before_tick`` re-arms it and asks every peer "would you vote for me at term + 1?" (``pre_vote``, carrying our last log index
   and term). A peer says yes only if that term is above its own, our log is at least as
   up-to-date as its log, and it has not heard from a live leader within the minimum election
   timeout. Nobody changes state on a pre-vote. Only when a majority (counting ourselves) said
@@ -65,6 +69,7 @@ class ElectionGuard:
         self.grants: set[str] = set()
         self.won_term: int | None = None  # pre-vote won for this term: let the election run
         self.last_notice = -math.inf
+        self.deadline = math.inf  # our election timer; PySyncObj's own is kept at +inf
         self.asked: list[tuple[Any, Message]] = []  # pre-votes to answer at the next tick
 
     # -- SyncObj's private state --------------------------------------------------------------
@@ -108,32 +113,41 @@ class ElectionGuard:
     # -- hooks ----------------------------------------------------------------------------------
 
     def before_tick(self, now: float | None = None) -> None:
-        """Turn PySyncObj's due election into a pre-vote round unless one was just won."""
+        """Run the election timer: a due election becomes a pre-vote round; a won round becomes
+        PySyncObj's election, in this very tick."""
         now = time.monotonic() if now is None else now
         asked, self.asked = self.asked, []
         for node, message in asked:
             granted = self._grant(message, now)
             answer = {"type": "pre_vote_response", "term": message["term"], "granted": granted}
             self.send(node, answer)
+        armed = self._get("raftElectionDeadline")
+        if armed != math.inf:  # PySyncObj (re)armed its timer: a leader spoke, a vote went out
+            self.deadline = armed
+        self._arm(math.inf)
         if self.state == LEADER:
             self.round_term = self.won_term = None
             return
-        if self._get("raftElectionDeadline") >= now:
+        if self.deadline >= now:
             return
         if not (self._get("connectedNodes") or not self._get("otherNodes")):
             return  # PySyncObj itself waits for a connection
         target = self.term + 1
         if self.won_term == target and not self.in_lease(now):
             self.won_term = None
-            return  # PySyncObj starts the real election at ``target`` in this tick
+            self._arm(0.0)  # PySyncObj starts the real election at ``target`` in this tick
+            return
         self.round_term, self.grants, self.won_term = target, {self.syncobj.selfNode.id}, None
-        self.syncobj._SyncObj__raftElectionDeadline = now + self._timeout()
+        self.deadline = now + self._timeout()
         last_index, last_term = self._last_log()
         ask = {"type": "pre_vote", "term": target, "last_log_index": last_index}
         ask["last_log_term"] = last_term
         for node in self._get("otherNodes"):
             self.send(node, ask)
         self._check_won()
+
+    def _arm(self, deadline: float) -> None:
+        self.syncobj._SyncObj__raftElectionDeadline = deadline
 
     def receive(self, node: Any, message: Message) -> Message | None:
         """What SyncObj should see of ``message`` (None: nothing)."""
@@ -186,4 +200,4 @@ class ElectionGuard:
                 ", ".join(sorted(self.grants)),
             )
             self.won_term, self.round_term = self.round_term, None
-            self.syncobj._SyncObj__raftElectionDeadline = 0.0  # elect on the next tick
+            self.deadline = 0.0  # elect on the next tick
