@@ -162,7 +162,7 @@ class Node:
             raftMaxTimeout=raft.election_timeout[1],
             leaderFallbackTimeout=raft.leader_fallback,
             connectionTimeout=3.5,
-            connectionRetryTime=1.0,
+            connectionRetryTime=0.25,  # a restarted peer is reconnected within 0.25 s
             commandsWaitLeader=True,
             commandsQueueSize=10_000,
             logCompactionSplit=True,

@@ -26,6 +26,9 @@ CheckQuorum)
   majority within it. Together: a replica that cannot reach the leader but whose peers can never
   raises anyone's term; a real failure (no leader heard for a timeout by a majority) still
   elects within one extra round trip.
+* A starting replica asks for pre-votes after 0.1-0.3 s (``FIRST_TIMEOUT``) instead of a whole
+  election timeout: it cannot disturb a live leader (its peers refuse while they hear from one),
+  and after a restart of all three nobody waits 0.5-1 s before the first election.
 * Pre-votes are answered at the start of the next tick, not when they arrive: the tick ends in
   one ``poll`` that handles every message waiting on every connection, so a replica whose tick
   thread stalled (CPU starvation, a long GC) first sees the leader's queued heartbeats and only
@@ -53,6 +56,7 @@ from collections.abc import Callable
 from typing import Any
 
 FOLLOWER, CANDIDATE, LEADER = 0, 1, 2
+FIRST_TIMEOUT = (0.1, 0.3)  # seconds from start-up to the first pre-vote round
 Message = dict[str, Any]
 log = logging.getLogger(__name__)
 Send = Callable[[Any, Message], Any]
@@ -70,6 +74,7 @@ class ElectionGuard:
         self.won_term: int | None = None  # pre-vote won for this term: let the election run
         self.last_notice = -math.inf
         self.deadline = math.inf  # our election timer; PySyncObj's own is kept at +inf
+        self.started = False
         self.asked: list[tuple[Any, Message]] = []  # pre-votes to answer at the next tick
 
     # -- SyncObj's private state --------------------------------------------------------------
@@ -124,6 +129,9 @@ class ElectionGuard:
         armed = self._get("raftElectionDeadline")
         if armed != math.inf:  # PySyncObj (re)armed its timer: a leader spoke, a vote went out
             self.deadline = armed
+        if not self.started:
+            self.started = True
+            self.deadline = min(self.deadline, now + random.uniform(*FIRST_TIMEOUT))
         self._arm(math.inf)
         if self.state == LEADER:
             self.round_term = self.won_term = None
