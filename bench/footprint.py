@@ -115,8 +115,9 @@ def run(ctx: Context) -> list[Row]:
             f"({stats.size(max(s for s, _, _ in disk))} file); dump "
             + (stats.size(max(dumps)) if dumps else "not written yet")
             + f", {stats.size(dump_size)} computed",
-            notes="Journal bytes used (header's end offset) and file size (PySyncObj grows the "
-            "mmap'ed file by doubling), per replica: "
+            notes="Journal bytes used (header's end offset) and file size (the durable journal "
+            "writes exactly what it holds; PySyncObj's own grows its mmap'ed file by doubling), "
+            "per replica: "
             + ", ".join(f"{stats.size(u)}/{stats.size(s)}" for s, u, _ in disk)
             + f". Dumps on disk: {len(dumps)} of 3 (written at log compaction only). Computed: "
             "gzip(pickle) of the allocator state with the same agent count, as PySyncObj's "

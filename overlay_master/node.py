@@ -37,8 +37,8 @@ from overlay_master.changes import ChangeLog
 from overlay_master.encoding import Encoder, Snapshot
 from overlay_master.errors import BindError, NotReadyError
 from overlay_master.network import NetworkConfig
-from overlay_master.pysyncobj_compat import FAIL_REASON, SyncObj, SyncObjConf, SyncObjException
-from overlay_master.raft_transport import ConflictOnlyTransport
+from overlay_master.pysyncobj_compat import FAIL_REASON, SyncObjConf, SyncObjException
+from overlay_master.raft_node import DurableSyncObj
 from overlay_master.replicated import ReplicatedCluster
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ class RaftSettings:
     heartbeat: float = 0.05
     leader_fallback: float = 2.0
     bind_retries: int = 3
+    sync: bool = True  # False only for benchmarks (--unsafe-no-fsync): power cuts lose acks
 
 
 @dataclass
@@ -90,12 +91,9 @@ class Node:
         self._poller: asyncio.Task[None] | None = None
         self.cluster = ReplicatedCluster(self._on_applied)
         raft.data_dir.mkdir(parents=True, exist_ok=True)
-        self.syncobj = SyncObj(
-            raft.self_address,
-            list(raft.peers),
-            self._conf(),
-            consumers=[self.cluster],
-            transportClass=ConflictOnlyTransport,  # pysyncobj truncates matching entries
+        # durable group commit, pre-vote, and the conflict-only transport (raft_node.py)
+        self.syncobj = DurableSyncObj(
+            raft.self_address, list(raft.peers), self._conf(), [self.cluster], sync=raft.sync
         )
 
     def _conf(self) -> SyncObjConf:
@@ -112,7 +110,7 @@ class Node:
             raftMaxTimeout=raft.election_timeout[1],
             leaderFallbackTimeout=raft.leader_fallback,
             connectionTimeout=3.5,
-            connectionRetryTime=1.0,
+            connectionRetryTime=0.25,  # a restarted peer is reconnected within 0.25 s
             commandsWaitLeader=True,
             commandsQueueSize=10_000,
             logCompactionSplit=True,

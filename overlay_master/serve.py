@@ -26,12 +26,11 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from overlay_master import allocator
-from overlay_master.api import ApiSettings, create_app
+from overlay_master import allocator, memory
 from overlay_master.config import default_network, load_network
 from overlay_master.drift import differences
 from overlay_master.errors import (
@@ -42,6 +41,9 @@ from overlay_master.errors import (
 )
 from overlay_master.network import NetworkConfig, to_plain
 from overlay_master.node import Node, RaftSettings
+
+if TYPE_CHECKING:
+    from overlay_master.api import ApiSettings
 
 log = logging.getLogger("overlay_master")
 EXIT_REFUSED = 2
@@ -79,6 +81,12 @@ def parser() -> argparse.ArgumentParser:
         "--insecure-dev",
         action="store_true",
         help="allow running without a Raft password (anyone reaching the Raft port could take over)",
+    )
+    p.add_argument(
+        "--unsafe-no-fsync",
+        action="store_true",
+        help="BENCHMARKS ONLY: do not sync the Raft journal before acknowledging; a power cut of "
+        "two replicas can then lose acknowledged allocations",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p
@@ -127,16 +135,24 @@ def main(argv: Sequence[str]) -> int:
             "command line",
         )
     token = _read_secret(args.token_file, "--token-file")
+    memory.tune()
     http_socket = _bind_http(args.http)
     raft = RaftSettings(
         self_address=args.self_address,
         peers=tuple(p for p in (x.strip() for x in args.peers.split(",")) if p),
         data_dir=Path(args.data_dir),
         password=password,
+        sync=not args.unsafe_no_fsync,
     )
+    if args.unsafe_no_fsync:
+        log.warning("--unsafe-no-fsync: acknowledged writes are not synced to disk")
     node = Node(raft)
     try:
         node.wait_bound()
+        # The web stack is imported only now: its ~0.5 s of imports overlap the Raft node's
+        # start (election timer, catching up) instead of delaying it (restart to ready).
+        from overlay_master.api import ApiSettings
+
         settings = ApiSettings(token=token, protect_reads=args.protect_reads)
         url = args.advertise_url or _advertised(args.http, args.self_address)
         return _serve(node, network, settings, http_socket, url)
@@ -213,6 +229,8 @@ def _serve(
     async def on_startup() -> None:
         admission = asyncio.get_running_loop().create_task(admit())
         tasks.append(admission)  # keep a reference until it is done
+
+    from overlay_master.api import create_app
 
     app = create_app(node, settings, on_startup=on_startup)
     config = uvicorn.Config(

@@ -155,6 +155,8 @@ class Report:
     failed: int = 0
     unknown: int = 0
     faults: int = 0
+    power_cuts_two: int = 0  # faults that cut the power of two masters
+    power_cuts_all: int = 0  # ... of all three
     lost: int = 0
     duplicate: int = 0
     changed: int = 0
@@ -175,7 +177,8 @@ class Report:
         healed = "not healed" if self.healed_in is None else f"healed in {self.healed_in:.1f} s"
         return (
             f"chaos seed={seed}: {self.ops} ops ({self.ok} ok, {self.failed} failed, "
-            f"{self.unknown} unknown), {self.faults} faults, {self.lost} lost, "
+            f"{self.unknown} unknown), {self.faults} faults ({self.power_cuts_two} power cuts of "
+            f"two masters, {self.power_cuts_all} of all three), {self.lost} lost, "
             f"{self.duplicate} duplicate, {self.changed} changed, "
             f"{self.non_linearizable} non-linearizable, {healed}; logs: {self.truncating} "
             f"truncating, {self.tick_exceptions} tick exceptions, {self.tracebacks} tracebacks"

@@ -8,10 +8,11 @@ outer process can end a replica by PID even if the driver dies.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import httpx
 
 from tests.chaos.topology import HTTP_PORT, RAFT_PORT, REPLICAS, Topology, replica_ip
 from tests.harness.cluster import ROOT, Cluster, Replica
+from tests.powercut.mount import PowerCutMount
 
 CONFIG = """\
 vtep_subnet: 44.128.0.0/20
@@ -38,7 +40,11 @@ overlays:
 
 @dataclass
 class NetnsCluster(Cluster):
+    """Each replica's data dir is a power-cut mount (``tests.powercut``): a power cut drops what
+    the replica had not synced."""
+
     topology: Topology | None = None
+    mounts: list[PowerCutMount] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         assert self.topology is not None
@@ -57,6 +63,13 @@ class NetnsCluster(Cluster):
                     f"{ip}:{HTTP_PORT}",
                     self.root / f"replica-{i + 1}",
                     self.root / f"replica-{i + 1}.log",
+                )
+            )
+            self.mounts.append(
+                PowerCutMount(
+                    self.root / f"disk-{i + 1}",
+                    self.root / f"replica-{i + 1}",
+                    self.root / f"fs-{i + 1}.log",
                 )
             )
 
@@ -79,6 +92,35 @@ class NetnsCluster(Cluster):
                 start_new_session=True,
             )
         self.pid_file(replica).write_text(str(replica.proc.pid))
+
+    def mount_all(self) -> None:
+        for i, fs in enumerate(self.mounts):
+            fs.mount()
+            self._fs_pid(i, fs)
+
+    def power_off(self, replica: Replica) -> None:
+        """SIGKILL the replica's whole process group (it leads its own session): a snapshot
+        child PySyncObj forked dies with the power too, instead of writing on afterwards."""
+        assert replica.proc is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(replica.proc.pid, signal.SIGKILL)
+        replica.proc.wait(timeout=30)
+
+    def power_cut(self, replica: Replica) -> None:
+        """Drop what the (powered-off) replica had not synced; its data dir is mounted afresh."""
+        assert not replica.alive
+        fs = self.mounts[replica.index]
+        fs.cut()
+        self._fs_pid(replica.index, fs)
+
+    def unmount_all(self) -> None:
+        for i, fs in enumerate(self.mounts):
+            fs.unmount()
+            (self.root / "pids" / f"fs-{i + 1}.pid").unlink(missing_ok=True)
+
+    def _fs_pid(self, index: int, fs: PowerCutMount) -> None:
+        assert fs.proc is not None
+        (self.root / "pids" / f"fs-{index + 1}.pid").write_text(str(fs.proc.pid))
 
     def pid_file(self, replica: Replica) -> Path:
         return self.root / "pids" / f"replica-{replica.index + 1}.pid"
@@ -136,8 +178,9 @@ class NetnsCluster(Cluster):
 
 
 def kill_stray(root: Path) -> list[int]:
-    """End, by PID, every replica whose PID file is still in ``root/pids`` and whose command line
-    names ``root`` (so a reused PID is never hit). For the outer process's finalizer."""
+    """End, by PID, every replica and power-cut file system daemon whose PID file is still in
+    ``root/pids`` and whose command line names ``root`` (so a reused PID is never hit). For the
+    outer process's finalizer."""
     ended = []
     for pid_file in sorted((root / "pids").glob("*.pid")):
         pid = int(pid_file.read_text())

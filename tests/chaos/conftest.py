@@ -1,4 +1,5 @@
-"""Chaos runs need root (network namespaces, nft inside them) and the ip and nft tools."""
+"""Chaos runs need root (network namespaces, nft inside them), the ip and nft tools, and FUSE
+for the power-cut file systems."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import shutil
 
 import pytest
 
+from tests.powercut.mount import available
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     reason = None
@@ -14,6 +17,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         reason = "chaos runs need root (network namespaces)"
     elif not (shutil.which("ip") and shutil.which("nft")):
         reason = "chaos runs need iproute2 and nftables"
+    elif available() is not None:
+        reason = f"chaos runs need FUSE: {available()}"
     for item in items:
         if reason and item.get_closest_marker("chaos"):
             item.add_marker(pytest.mark.skip(reason=reason))

@@ -1,5 +1,7 @@
-"""Power-loss emulation for one stopped replica: cut its PySyncObj journal back to an earlier
-record boundary, the way a crash loses the unsynced tail of an mmap'ed file.
+"""Lost journal tail for one stopped replica: cut its PySyncObj-format journal back to an
+earlier record boundary, the way a disk that lost written data (or, before the journal was
+synced, a crash losing the unsynced tail of PySyncObj's mmap'ed file) would leave it. Real power
+cuts, which lose only unsynced data, are ``tests.powercut``'s.
 
 The format (pysyncobj 0.3.17 ``journal.FileJournal``; reference pysyncobj.md 1.6): a 40-byte
 header (name 24 B, version 8 B, format u32, offset of the end of the last record u32, all

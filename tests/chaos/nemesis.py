@@ -1,11 +1,14 @@
 """Faults on a seeded schedule: kill -9 (leader, follower, all three), SIGSTOP/SIGCONT of the
-leader, symmetric and one-way partitions, and a power loss of one replica (journal cut back).
+leader, symmetric and one-way partitions, a lost journal tail on one replica (journal cut back),
+and power cuts of two masters and of all three (killed, everything unsynced dropped by their
+power-cut file systems, restarted).
 
 The first faults of a run are every kind once, in a seeded order; the rest are drawn at random.
 Before each fault the nemesis waits, with a deadline, until the cluster has recovered from the
 last one: every replica ready and caught up with the commit index seen when the wait began. So
-faults never stack (two stacked power losses would be a majority power loss, which PySyncObj
-without fsync cannot survive; see README "Limits"). Hold times come from the seeded RNG.
+faults never stack (two stacked journal cuts would lose synced data on a majority, which no
+replication can survive; a power cut loses only unsynced data and may hit any number of
+masters). Hold times come from the seeded RNG.
 
 The nemesis runs on its own thread with blocking calls; it only touches processes it started
 (by PID) and nft rules inside the replica namespaces.
@@ -39,6 +42,8 @@ KINDS = (
     "partition_leader",
     "oneway_partition",
     "power_loss",
+    "power_cut_two",
+    "power_cut_all",
 )
 RECOVERY_DEADLINE = 60.0
 APPLIED = "overlay_master_raft_applied_index"
@@ -220,8 +225,25 @@ class Nemesis:
         fault.detail["hold"] = round(self.rng.uniform(2.0, 6.0), 2)
         return self.topology.heal
 
+    def power_cut_two(self, fault: Fault) -> Undo:
+        return self._power_cut(fault, self.rng.sample(self.cluster.replicas, 2))
+
+    def power_cut_all(self, fault: Fault) -> Undo:
+        return self._power_cut(fault, list(self.cluster.replicas))
+
+    def _power_cut(self, fault: Fault, victims: list[Replica]) -> Undo:
+        """Kill -9, then drop everything the victims had not synced; restart after the hold."""
+        fault.target = sorted(r.index + 1 for r in victims)
+        for replica in victims:
+            self.cluster.power_off(replica)
+        for replica in victims:
+            self.cluster.power_cut(replica)
+        fault.detail["hold"] = round(self.rng.uniform(0.3, 3.0), 2)
+        return lambda: self._restart(victims)
+
     def power_loss(self, fault: Fault) -> Undo:
-        """One replica (leader or follower) loses the unsynced tail of its journal.
+        """One replica (leader or follower) loses the tail of its journal, synced or not (a
+        disk that lost writes).
 
         The records it loses must still be on both other replicas, or this would be a double
         fault: wait (bounded) until both have applied past its last record before cutting."""

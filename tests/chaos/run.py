@@ -155,6 +155,7 @@ def inner(args: argparse.Namespace) -> int:
     nemesis.kinds = args.faults
     report = checker.Report()
     try:
+        cluster.mount_all()
         cluster.start_all()
         workload = Workload(
             [r.url for r in cluster.replicas],
@@ -176,6 +177,7 @@ def inner(args: argparse.Namespace) -> int:
     finally:
         nemesis.stop.set()
         cluster.stop_all()
+        cluster.unmount_all()
     _write(args.out / "report.json", report, args.seed)
     print(report.figure(args.seed), flush=True)
     for violation in report.violations[:50]:
@@ -248,6 +250,8 @@ def check(
     ops = [op for op in recorder.ops if op.complete is not None]
     checker.count_outcomes(report, ops)
     report.faults = len(nemesis.faults)
+    report.power_cuts_two = sum(f.kind == "power_cut_two" for f in nemesis.faults)
+    report.power_cuts_all = sum(f.kind == "power_cut_all" for f in nemesis.faults)
     checker.check_agents(report, [op for op in ops if op.agent != PROBE_AGENT], final, end)
     checker.check_overlapping_answers(report, ops)
     checker.check_final_states(report, states)

@@ -2,7 +2,7 @@
 namespaces, 250 simulated agents, faults, heal, and the full checker (tests.chaos.run).
 
 The two runs split the fault kinds between them so that each kind is exercised every time
-(power loss in both). A failing run keeps its directory (history, faults, report, replica logs)
+(power loss in both, a power cut of two masters in one and of all three in the other). A failing run keeps its directory (history, faults, report, replica logs)
 under pytest's tmp_path and prints the figure line and the violations.
 """
 
@@ -20,8 +20,8 @@ from tests.harness.cluster import ROOT
 pytestmark = pytest.mark.chaos
 
 RUNS = {
-    11: ("kill_leader", "kill_all", "partition_leader", "power_loss"),
-    12: ("kill_follower", "pause_leader", "oneway_partition", "power_loss"),
+    11: ("kill_leader", "kill_all", "partition_leader", "power_loss", "power_cut_all"),
+    12: ("kill_follower", "pause_leader", "oneway_partition", "power_loss", "power_cut_two"),
 }
 
 

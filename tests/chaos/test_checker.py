@@ -139,9 +139,19 @@ def test_the_search_handles_many_unknown_operations() -> None:
 
 
 def test_figure_line_names_every_count() -> None:
-    report = checker.Report(ops=10, ok=7, failed=2, unknown=1, faults=3, healed_in=0.94)
+    report = checker.Report(
+        ops=10,
+        ok=7,
+        failed=2,
+        unknown=1,
+        faults=3,
+        power_cuts_two=1,
+        power_cuts_all=2,
+        healed_in=0.94,
+    )
     assert report.figure(5) == (
-        "chaos seed=5: 10 ops (7 ok, 2 failed, 1 unknown), 3 faults, 0 lost, 0 duplicate, "
+        "chaos seed=5: 10 ops (7 ok, 2 failed, 1 unknown), 3 faults (1 power cuts of two "
+        "masters, 2 of all three), 0 lost, 0 duplicate, "
         "0 changed, 0 non-linearizable, healed in 0.9 s; logs: 0 truncating, "
         "0 tick exceptions, 0 tracebacks"
     )

@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a Docker engine")
+# a fresh clone first debootstraps the base image: pytest's 300 s default is too short then
+@pytest.mark.timeout(900)
 def test_compose_cluster_pings_across_agents_and_survives_losing_the_leader() -> None:
     env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}  # always a private dockerd
     out = subprocess.run(

@@ -394,3 +394,26 @@ def test_refuses_to_start_without_password_and_on_a_taken_port(tmp_path: Path) -
             cluster.command(r), capture_output=True, text=True, timeout=60, cwd=ROOT, check=False
         )
     assert out.returncode == 1 and f"cannot bind the HTTP address {r.http}" in out.stderr
+
+
+def raft_term(replica: Replica) -> int:
+    metrics = httpx.get(f"{replica.url}/metrics", timeout=10).text
+    line = next(row for row in metrics.splitlines() if row.startswith("overlay_master_raft_term "))
+    return int(float(line.split()[1]))
+
+
+def test_restarted_followers_never_change_the_leaders_term(cluster: Cluster) -> None:
+    """Pre-vote: a replica that starts (after kill -9, with a log that fell behind) waits for the
+    leader instead of starting an election that would depose it."""
+    leader = cluster.leader()
+    term = raft_term(leader)
+    for round_ in range(6):
+        follower = [r for r in cluster.replicas if r is not leader][round_ % 2]
+        cluster.kill(follower)
+        for i in range(5):  # the restarted follower's log is behind
+            assert cluster.register(leader, f"10.8.{round_}.{i + 1}").status_code == 200
+        cluster.start(follower)
+        cluster.wait_ready([follower])
+        assert cluster.register(follower, f"10.8.{round_}.100").status_code == 200
+        assert [raft_term(r) for r in cluster.replicas] == [term] * 3
+        assert cluster.leader() is leader

@@ -1,0 +1,1 @@
+"""A FUSE file system that loses what was not synced: power cuts for tests."""
