@@ -5,6 +5,8 @@ masqueraded; overlay-to-overlay traffic keeps its source (DC/OS's ipset ``nomatc
 with two interval sets). The table is observed on every reconcile and, if it differs in any way
 from what is wanted, replaced in one atomic ``nft -f`` transaction. Nothing outside the table is
 ever read or written. Commands run inside ``--netns`` through ``ip netns exec``.
+IPv4 only: the IPv6 spaces of a ``Masquerade`` are left to ``firewall`` (its ``inet`` table
+replaces this one).
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterable
-from dataclasses import dataclass
-from ipaddress import IPv4Network
+from dataclasses import dataclass, replace
+from ipaddress import IPv4Network, IPv6Network
 from typing import Any
 
 from overlay_agent.desired import Masquerade
@@ -44,6 +46,7 @@ class Nat:
 
     def ensure(self, want: Masquerade | None) -> bool:
         """Make the table implement ``want`` (None: no table). True if anything was written."""
+        want = _ipv4(want)
         if want is None:
             if not self.exists():
                 return False
@@ -92,8 +95,18 @@ def render(want: Masquerade) -> str:
     )
 
 
-def _elements(nets: Iterable[IPv4Network]) -> str:
-    items = ", ".join(str(n) for n in sorted(nets))
+def _ipv4(want: Masquerade | None) -> Masquerade | None:
+    if want is None:
+        return None
+    v4 = frozenset(n for n in want.sources if n.version == 4)
+    return replace(want, sources=v4, overlays=frozenset(n for n in want.overlays if n.version == 4))
+
+
+def _elements(nets: Iterable[IPv4Network | IPv6Network]) -> str:
+    ours = (n for n in nets if n.version == 4)
+    items = ", ".join(
+        str(n) for n in sorted(ours, key=lambda n: (int(n.network_address), n.prefixlen))
+    )
     return f"elements = {{ {items} }};" if items else ""
 
 

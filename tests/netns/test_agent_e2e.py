@@ -75,7 +75,7 @@ class World:
         return body
 
     def container(self, agent: AgentProcess, name: str) -> Container:
-        c = add_container(self.bed, agent.ns, agent.cni_dir / "dcos.conf", name)
+        c = add_container(self.bed, agent.ns, agent.cni_dir / "dcos.conflist", name)
         assert c.error is None, c.error
         return c
 

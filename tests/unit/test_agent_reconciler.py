@@ -103,7 +103,7 @@ def test_first_pass_builds_everything_and_the_next_writes_nothing(agent: Agent) 
     }
     assert seen.forwarding and agent.peers() == expected_peers(2, 3)
     assert first.want is not None and agent.nat.table == first.want.masquerade
-    assert (agent.cni_dir / "dcos.conf").exists()
+    assert (agent.cni_dir / "dcos.conflist").exists()
     # vtep (2 + address), 2 bridges (2 + address each), forwarding, 3 per peer; nft; CNI file
     assert (agent.kernel.writes, agent.nat.writes, first.writes) == (3 + 6 + 1 + 6, 1, 16 + 1 + 1)
 
