@@ -96,10 +96,10 @@ def settings(argv: Sequence[str] | None = None) -> tuple[CliSettings, str]:
     masters = [u.strip() for u in args.masters.split(",") if u.strip()]
     if not masters or not all(u.startswith(("http://", "https://")) for u in masters):
         raise ConfigError(f"--masters: expected http(s) URLs, got {args.masters!r}")
-    if args.mesos_cni_dir is not None and args.cni_dir is not None:
-        if args.mesos_cni_dir.resolve() == args.cni_dir.resolve():
-            # One directory with both forms would show a runtime two networks of one name.
-            raise ConfigError("--mesos-cni-dir must be another directory than --cni-dir")
+    mesos, cni = args.mesos_cni_dir, args.cni_dir
+    if mesos is not None and cni is not None and mesos.resolve() == cni.resolve():
+        # One directory with both forms would show a runtime two networks of one name.
+        raise ConfigError("--mesos-cni-dir must be another directory than --cni-dir")
     data_dir = args.cni_data_dir or DEFAULT_RUN_DIR / (args.netns or "host") / "cni" / "networks"
     options = AgentOptions(
         ip=ip,

@@ -32,6 +32,7 @@ import socket
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from overlay_agent.kernel_objects import Address, Network
@@ -142,7 +143,6 @@ class PeerTable:
 
     def _neighbours(self, ifindex: int, want: int) -> Iterator[ObservedNeighbour]:
         body = _NDMSG.pack(want, 0, 0, 0, 0) + _attr(NDA_IFINDEX, _U32.pack(ifindex))
-        address = _ADDRESS[want]
         for data, start, end in self._dump(Request(RTM_GETNEIGH, 0, body), RTM_NEWNEIGH):
             family, index, state, _, _ = _NDMSG.unpack_from(data, start)
             attrs = _attrs(data, start + _NDMSG.size, end)
@@ -151,11 +151,7 @@ class PeerTable:
                 continue
             if dst[0] >= _MULTICAST[want]:
                 continue
-            yield ObservedNeighbour(
-                ip=address(dst),
-                mac=attrs[NDA_LLADDR].hex(":") if NDA_LLADDR in attrs else "",
-                permanent=bool(state & NUD_PERMANENT),
-            )
+            yield _neighbour(want, dst, attrs.get(NDA_LLADDR, b""), bool(state & NUD_PERMANENT))
 
     def fdb(self, ifindex: int) -> frozenset[tuple[str, IPv4Address]]:
         """(MAC, remote IPv4) of the device's own (``self``) FDB entries on ``ifindex``."""
@@ -182,20 +178,20 @@ class PeerTable:
     def _routes(self, table: int, protocol: int, want: int) -> Iterator[ObservedRoute]:
         body = _RTMSG.pack(want, 0, 0, 0, _short_table(table), protocol, 0, 0, 0)
         body += _attr(RTA_TABLE, _U32.pack(table))
-        size, address, network = _SIZE[want], _ADDRESS[want], _NETWORK[want]
+        zero = bytes(_SIZE[want])
         for data, start, end in self._dump(Request(RTM_GETROUTE, 0, body), RTM_NEWROUTE):
             family, dst_len, _, _, short_table, proto, _, _, _ = _RTMSG.unpack_from(data, start)
             attrs = _attrs(data, start + _RTMSG.size, end)
             seen_table = _U32.unpack(attrs[RTA_TABLE])[0] if RTA_TABLE in attrs else short_table
             if family != want or proto != protocol or seen_table != table:
                 continue
-            dst = int.from_bytes(attrs.get(RTA_DST, bytes(size)), "big")
-            gateway = attrs.get(RTA_GATEWAY)
             oif = attrs.get(RTA_OIF)
-            yield ObservedRoute(
-                dst=network((dst, dst_len)),
-                via=address(gateway) if gateway is not None else None,
-                oif=_U32.unpack(oif)[0] if oif is not None else None,
+            yield _route(
+                want,
+                attrs.get(RTA_DST, zero),
+                dst_len,
+                attrs.get(RTA_GATEWAY),
+                _U32.unpack(oif)[0] if oif is not None else None,
             )
 
     def _dump(self, request: Request, kind: int) -> list[tuple[bytes, int, int]]:
@@ -263,6 +259,29 @@ class PeerTable:
             sequences.append(self._sequence)
         self._sock.sendto(b"".join(chunks), (0, 0))
         return sequences
+
+
+# -- parsed objects ---------------------------------------------------------------------------
+# The same neighbours and routes come back on every pass: building ``ipaddress`` objects for
+# thousands of them (IPv6 ones especially) was most of a dump's cost, so they are memoised by
+# their wire form. The values are immutable, so sharing them changes nothing.
+PARSE_CACHE = 1 << 15
+
+
+@lru_cache(maxsize=PARSE_CACHE)
+def _neighbour(family: int, dst: bytes, lladdr: bytes, permanent: bool) -> ObservedNeighbour:
+    return ObservedNeighbour(_ADDRESS[family](dst), lladdr.hex(":"), permanent)
+
+
+@lru_cache(maxsize=PARSE_CACHE)
+def _route(
+    family: int, dst: bytes, dst_len: int, gateway: bytes | None, oif: int | None
+) -> ObservedRoute:
+    return ObservedRoute(
+        dst=_NETWORK[family]((int.from_bytes(dst, "big"), dst_len)),
+        via=_ADDRESS[family](gateway) if gateway is not None else None,
+        oif=oif,
+    )
 
 
 # -- requests (the ``ip``/``bridge`` equivalents are in each docstring) ----------------------

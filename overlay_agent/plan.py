@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
+from operator import itemgetter
 
 from overlay_agent.desired import (
     Address,
@@ -215,29 +216,40 @@ def _link_state(
     return ops
 
 
+# The per-peer comparisons (thousands of objects every pass) key by integers: ``ipaddress``
+# objects hash and compare in Python, and hash an IPv6 network so that the blocks of one overlay
+# agree in their low bits (a set of thousands of them degrades to linear probing).
+
+
 def _stale_routes(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
-    wanted = {r.dst for r in want.routes}
-    stale = [r for r in seen.routes if r.dst not in wanted]
+    wanted = {_net_key(r.dst) for r in want.routes}
+    stale = [r for r in seen.routes if _net_key(r.dst) not in wanted]
     return [DeleteRoute(r) for r in sorted(stale, key=_route_key)]
 
 
 def _missing_routes(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
     oif = seen.vtep.index if seen.vtep is not None else None
-    have = {(r.dst, r.via) for r in seen.routes if oif is not None and r.oif == oif}
-    missing = [r for r in want.routes if (r.dst, r.via) not in have]
-    return [ReplaceRoute(r) for r in sorted(missing, key=lambda r: (*_net_key(r.dst), int(r.via)))]
+    have = {
+        (_net_key(r.dst), int(r.via))
+        for r in seen.routes
+        if oif is not None and r.oif == oif and r.via is not None
+    }
+    keyed = [((_net_key(r.dst), int(r.via)), r) for r in want.routes]
+    return [ReplaceRoute(r) for _, r in sorted((k for k in keyed if k[0] not in have), key=_first)]
 
 
 def _stale_neighbours(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
-    wanted = {n.ip for n in want.neighbours}
-    stale = [n.ip for n in seen.neighbours if n.permanent and n.ip not in wanted]
+    wanted = {_address_key(n.ip) for n in want.neighbours}
+    stale = [n.ip for n in seen.neighbours if n.permanent and _address_key(n.ip) not in wanted]
     return [DeleteNeighbour(ip) for ip in sorted(stale, key=_address_key)]
 
 
 def _missing_neighbours(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
-    have = {(n.ip, n.mac) for n in seen.neighbours if n.permanent}
-    missing = [n for n in want.neighbours if (n.ip, n.mac) not in have]
-    return [ReplaceNeighbour(n) for n in sorted(missing, key=lambda n: _address_key(n.ip))]
+    have = {(_address_key(n.ip), n.mac) for n in seen.neighbours if n.permanent}
+    keyed = [((_address_key(n.ip), n.mac), n) for n in want.neighbours]
+    return [
+        ReplaceNeighbour(n) for _, n in sorted((k for k in keyed if k[0] not in have), key=_first)
+    ]
 
 
 def _stale_fdb(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
@@ -260,6 +272,9 @@ def _stale_fdb(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
 def _missing_fdb(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
     missing = [e for e in want.fdb if (e.mac, e.dst) not in seen.fdb]
     return [ReplaceFdb(e) for e in sorted(missing, key=lambda e: e.mac)]
+
+
+_first = itemgetter(0)
 
 
 def _net_key(net: Network) -> tuple[int, int, int]:
