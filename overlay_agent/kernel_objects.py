@@ -57,10 +57,27 @@ class Bridge:
         return tuple(a for a in (self.gateway, self.gateway6) if a is not None)
 
 
+def net_key(net: Network) -> tuple[int, int, int]:
+    """(IP version, address, prefix length): sorts like ``ipaddress`` within a family, IPv4
+    first, and hashes and compares as plain integers. ``ipaddress`` objects hash and compare in
+    Python, and hash the IPv6 blocks of one overlay alike in their low bits (a set of thousands
+    of them degrades to linear probing): per-peer objects are compared by these keys instead."""
+    return net.version, int(net.network_address), net.prefixlen
+
+
+def address_key(ip: Address) -> tuple[int, int]:
+    """(IP version, address), as ``net_key``."""
+    return ip.version, int(ip)
+
+
 @dataclass(frozen=True)
 class Neighbour:
     ip: Address
     mac: str
+    key: tuple[int, int] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", address_key(self.ip))
 
 
 @dataclass(frozen=True)
@@ -73,6 +90,10 @@ class FdbEntry:
 class Route:
     dst: Network
     via: Address  # of the same family as dst
+    key: tuple[int, int, int, int] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:  # (version, destination, prefix length, gateway)
+        object.__setattr__(self, "key", (*net_key(self.dst), int(self.via)))
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,10 @@ IPv6 link-local addresses (the kernel's own) are left out."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
-from overlay_agent.kernel_objects import Address, Interface, Network
+from overlay_agent.kernel_objects import Address, Interface, Network, address_key, net_key
 
 OWNER_ALIAS = "overlay-agent"  # ifalias on links we created (or adopted): only those are removed
 ROUTE_PROTO = 211  # rtm_protocol on our routes: only those are ever changed or removed
@@ -39,6 +39,10 @@ class ObservedNeighbour:
     ip: Address
     mac: str
     permanent: bool
+    key: tuple[int, int] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:  # as Neighbour's: how plan compares them
+        object.__setattr__(self, "key", address_key(self.ip))
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,12 @@ class ObservedRoute:
     dst: Network
     via: Address | None
     oif: int | None
+    # As Route's (how plan compares them); the gateway -1 when there is none.
+    key: tuple[int, int, int, int] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        via = int(self.via) if self.via is not None else -1
+        object.__setattr__(self, "key", (*net_key(self.dst), via))
 
 
 @dataclass(frozen=True)

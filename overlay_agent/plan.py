@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
-from operator import itemgetter
+from operator import attrgetter
 
 from overlay_agent.desired import (
     Address,
@@ -37,7 +37,6 @@ from overlay_agent.desired import (
     FdbEntry,
     Interface,
     Neighbour,
-    Network,
     Route,
     Vtep,
 )
@@ -216,40 +215,34 @@ def _link_state(
     return ops
 
 
-# The per-peer comparisons (thousands of objects every pass) key by integers: ``ipaddress``
-# objects hash and compare in Python, and hash an IPv6 network so that the blocks of one overlay
-# agree in their low bits (a set of thousands of them degrades to linear probing).
+# The per-peer objects (thousands, every pass) are compared and sorted by their integer ``key``
+# (kernel_objects.net_key), computed once when each object is made: a pass between two changes
+# reuses the desired objects, and netlink_bulk reuses the observed ones.
 
 
 def _stale_routes(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
-    wanted = {_net_key(r.dst) for r in want.routes}
-    stale = [r for r in seen.routes if _net_key(r.dst) not in wanted]
+    wanted = {r.key[:3] for r in want.routes}
+    stale = [r for r in seen.routes if r.key[:3] not in wanted]
     return [DeleteRoute(r) for r in sorted(stale, key=_route_key)]
 
 
 def _missing_routes(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
     oif = seen.vtep.index if seen.vtep is not None else None
-    have = {
-        (_net_key(r.dst), int(r.via))
-        for r in seen.routes
-        if oif is not None and r.oif == oif and r.via is not None
-    }
-    keyed = [((_net_key(r.dst), int(r.via)), r) for r in want.routes]
-    return [ReplaceRoute(r) for _, r in sorted((k for k in keyed if k[0] not in have), key=_first)]
+    have = {r.key for r in seen.routes if oif is not None and r.oif == oif}
+    missing = [r for r in want.routes if r.key not in have]
+    return [ReplaceRoute(r) for r in sorted(missing, key=_key)]
 
 
 def _stale_neighbours(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
-    wanted = {_address_key(n.ip) for n in want.neighbours}
-    stale = [n.ip for n in seen.neighbours if n.permanent and _address_key(n.ip) not in wanted]
-    return [DeleteNeighbour(ip) for ip in sorted(stale, key=_address_key)]
+    wanted = {n.key for n in want.neighbours}
+    stale = [n for n in seen.neighbours if n.permanent and n.key not in wanted]
+    return [DeleteNeighbour(n.ip) for n in sorted(stale, key=_key)]
 
 
 def _missing_neighbours(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
-    have = {(_address_key(n.ip), n.mac) for n in seen.neighbours if n.permanent}
-    keyed = [((_address_key(n.ip), n.mac), n) for n in want.neighbours]
-    return [
-        ReplaceNeighbour(n) for _, n in sorted((k for k in keyed if k[0] not in have), key=_first)
-    ]
+    have = {(n.key, n.mac) for n in seen.neighbours if n.permanent}
+    missing = [n for n in want.neighbours if (n.key, n.mac) not in have]
+    return [ReplaceNeighbour(n) for n in sorted(missing, key=_key)]
 
 
 def _stale_fdb(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
@@ -274,17 +267,7 @@ def _missing_fdb(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
     return [ReplaceFdb(e) for e in sorted(missing, key=lambda e: e.mac)]
 
 
-_first = itemgetter(0)
-
-
-def _net_key(net: Network) -> tuple[int, int, int]:
-    """Sorts IPv4 first, then like ``ipaddress`` itself (address, then mask), without its slow
-    comparisons (which also refuse to compare two families)."""
-    return net.version, int(net.network_address), net.prefixlen
-
-
-def _address_key(ip: Address) -> tuple[int, int]:
-    return ip.version, int(ip)
+_key = attrgetter("key")
 
 
 def _interface_key(address: Interface) -> tuple[int, int, int]:
@@ -292,7 +275,7 @@ def _interface_key(address: Interface) -> tuple[int, int, int]:
 
 
 def _route_key(route: ObservedRoute) -> tuple[int, ...]:
-    return (*_net_key(route.dst), int(route.via or 0), route.oif or 0)
+    return (*route.key, route.oif or 0)
 
 
 def describe(op: Operation) -> str:
