@@ -4,7 +4,9 @@ table) programming the same objects in a namespace of its own, in the same run.
 
 Per run and size: a cold pass (VTEP, two bridges, forwarding, NAT table, 3 objects per peer),
 several no-change passes (must write nothing), one peer removed, then that peer added back (must
-write exactly one neighbour, one FDB entry and one route). Agent and baseline runs alternate, and
+write exactly one neighbour, one FDB entry and one route). The same with dual stack on (``DCOS6``:
+an IPv6 VTEP address and bridge gateways, IPv6 forwarding, and per peer one FDB entry, two
+neighbours and two routes; a peer added back is 5 writes). Agent and baseline runs alternate, and
 each namespace is deleted as soon as it has been measured (the kernel's FIB keeps per-route state
 whose lookups grow with every route in every namespace, which would tax whoever runs later).
 
@@ -43,9 +45,17 @@ def underlay_ip(k: int) -> str:
     return f"10.{(k >> 16) & 255}.{(k >> 8) & 255}.{k & 255}"
 
 
-def document(peers: int) -> dict[str, Any]:
-    """Us (VTEP 1) and ``peers`` remote agents (VTEPs 2 .. peers + 1)."""
-    return statedoc.state([statedoc.record(underlay_ip(k), k) for k in range(1, peers + 2)])
+def document(peers: int, dual: bool = False) -> dict[str, Any]:
+    """Us (VTEP 1) and ``peers`` remote agents (VTEPs 2 .. peers + 1); ``dual``: dual stack."""
+    overlays = [statedoc.DCOS6 if dual else statedoc.DCOS]
+    records = [statedoc.record(underlay_ip(k), k, overlays) for k in range(1, peers + 2)]
+    return statedoc.state(records, overlays)
+
+
+def per_peer(dual: bool) -> Counter[str]:
+    """The writes one added peer costs: one FDB entry, a neighbour and a route per family."""
+    families = 2 if dual else 1
+    return Counter(ReplaceFdb=1, ReplaceNeighbour=families, ReplaceRoute=families)
 
 
 def namespace(bed: Bed, name: str) -> str:
@@ -80,20 +90,20 @@ class AgentRun:
     added_ops: Counter[str] = field(default_factory=Counter)
 
 
-def agent_run(bed: Bed, peers: int, run: int) -> AgentRun:
-    ns = namespace(bed, f"agent{peers}-{run}")
+def agent_run(bed: Bed, peers: int, run: int, dual: bool = False) -> AgentRun:
+    ns = namespace(bed, f"agent{peers}-{run}{'-6' if dual else ''}")
     options = AgentOptions(ip=IPv4Address(ME))
     settings = Settings(options, ns, None, bed.root / "data")
     kernel = Kernel(ns, IPv4Address(ME))
-    full = ClusterState.from_document(document(peers), 1)
-    fewer = ClusterState.from_document(document(peers - 1), 2)  # the last peer is gone
-    back = ClusterState.from_document(document(peers), 3)  # ... and back
+    full = ClusterState.from_document(document(peers, dual), 1)
+    fewer = ClusterState.from_document(document(peers - 1, dual), 2)  # the last peer is gone
+    back = ClusterState.from_document(document(peers, dual), 3)  # ... and back
     try:
         reconciler = Reconciler(settings, kernel, Firewall(ns))
         forget_parsed()  # as in a fresh agent process
         seconds, cold = timed(lambda: reconciler.reconcile(full))
         assert cold.converged, cold
-        check_objects(ns, peers)
+        check_objects(ns, peers, dual)
         result = AgentRun(seconds, cold.writes)
         for _ in range(IDLE_PASSES):
             seconds, idle = timed(lambda: reconciler.reconcile(full))
@@ -109,28 +119,30 @@ def agent_run(bed: Bed, peers: int, run: int) -> AgentRun:
         result.added, added = timed(lambda: reconciler.reconcile(back))
         assert removed.converged and added.converged, (removed, added)
         result.added_writes = added.writes
-        check_objects(ns, peers)
+        check_objects(ns, peers, dual)
     finally:
         kernel.close()
         drop(bed, ns)
     return result
 
 
-def check_objects(ns: str, peers: int) -> None:
-    """Independent of the agent: ``ip``/``bridge`` see one route, neighbour and FDB per peer."""
-    counts = [
-        len(json.loads(sh(*args).stdout or "[]"))
-        for args in (
-            ("ip", "-n", ns, "-j", "route", "show", "proto", "211"),
-            ("ip", "-n", ns, "-j", "neigh", "show", "dev", "vtep1024", "nud", "permanent"),
-            ("bridge", "-n", ns, "-j", "fdb", "show", "dev", "vtep1024"),
-        )
+def check_objects(ns: str, peers: int, dual: bool = False) -> None:
+    """Independent of the agent: ``ip``/``bridge`` see one route and neighbour per peer and
+    family, one FDB entry per peer."""
+    commands = [
+        ("ip", "-n", ns, "-j", "-4", "route", "show", "proto", "211"),
+        ("ip", "-n", ns, "-j", "neigh", "show", "dev", "vtep1024", "nud", "permanent"),
+        ("bridge", "-n", ns, "-j", "fdb", "show", "dev", "vtep1024"),
     ]
-    assert counts == [peers] * 3, counts
+    if dual:
+        commands.append(("ip", "-n", ns, "-j", "-6", "route", "show", "proto", "211"))
+    counts = [len(json.loads(sh(*args).stdout or "[]")) for args in commands]
+    families = 2 if dual else 1
+    assert counts == [peers, families * peers, peers] + [peers] * (families - 1), counts
 
 
-def batch_run(bed: Bed, peers: int, run: int) -> float:
-    ns = namespace(bed, f"batch{peers}-{run}")
+def batch_run(bed: Bed, peers: int, run: int, dual: bool = False) -> float:
+    ns = namespace(bed, f"batch{peers}-{run}{'-6' if dual else ''}")
     links, fdb, routes = (
         [
             "link add vtep1024 address 70:b3:d5:80:00:01 mtu 1450 type vxlan id 1024 dstport 64000 nolearning",
@@ -146,6 +158,12 @@ def batch_run(bed: Bed, peers: int, run: int) -> float:
         [],
         [],
     )
+    if dual:
+        links += [
+            "addr add fd01:a::1/64 dev vtep1024 nodad",
+            "addr add fd01:b::1/81 dev m-dcos nodad",
+            "addr add fd01:b::8000:0:1/81 dev d-dcos nodad",
+        ]
     for k in range(2, peers + 2):
         vtep, mac = statedoc.vtep_ip(k), statedoc.vtep_mac(k)
         links.append(f"neigh replace {vtep} lladdr {mac} dev vtep1024 nud permanent")
@@ -153,7 +171,11 @@ def batch_run(bed: Bed, peers: int, run: int) -> float:
         routes.append(
             f"route replace {statedoc.block('9.0.0.0/8', 26, k - 1)} via {vtep} dev vtep1024 proto 211"
         )
-    want = desired(document(peers), AgentOptions(ip=IPv4Address(ME)), 1500)
+        if dual:
+            vtep6, block6 = statedoc.vtep_ip6(k), statedoc.block6("fd01:b::/64", 80, k - 1)
+            links.append(f"neigh replace {vtep6} lladdr {mac} dev vtep1024 nud permanent")
+            routes.append(f"route replace {block6} via {vtep6} dev vtep1024 proto 211")
+    want = desired(document(peers, dual), AgentOptions(ip=IPv4Address(ME)), 1500)
     assert want is not None and want.masquerade is not None
     nft = render(contents(want.masquerade, want.isolation))
     files = []
@@ -167,28 +189,33 @@ def batch_run(bed: Bed, peers: int, run: int) -> float:
         sh("bridge", "-n", ns, "-batch", str(files[1]))
         sh("ip", "-n", ns, "-batch", str(files[2]))
         sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        if dual:
+            sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
         sh("ip", "netns", "exec", ns, "nft", "-f", "-", input=nft)
         seconds = time.perf_counter() - start
-        check_objects(ns, peers)
+        check_objects(ns, peers, dual)
     finally:
         drop(bed, ns)
     return seconds
 
 
-def rows_for(peers: int, agents: list[AgentRun], batches: list[float]) -> list[dict[str, Any]]:
+def rows_for(
+    peers: int, agents: list[AgentRun], batches: list[float], dual: bool = False
+) -> list[dict[str, Any]]:
     runs = len(agents)
     cold = [a.cold for a in agents]
     idle = [t for a in agents for t in a.idle]
     ratio = median(cold) / median(batches)
     idle_writes = sum(a.idle_writes for a in agents)
     added_ops = agents[0].added_ops
-    one_each = {"ReplaceNeighbour": 1, "ReplaceFdb": 1, "ReplaceRoute": 1}
-    added_ok = all(a.added_ops == Counter(one_each) and a.added_writes == 3 for a in agents)
+    each = per_peer(dual)
+    added_ok = all(a.added_ops == each and a.added_writes == each.total() for a in agents)
+    suffix, stack = ("_dual", ", dual stack") if dual else ("", "")
     return [
         {
-            "key": f"agent_cold_reconcile_{peers}",
-            "benchmark": f"agent cold reconcile, {peers} peers (VTEP, 2 bridges, NAT, "
-            f"3 objects/peer), {runs} run(s)",
+            "key": f"agent_cold_reconcile_{peers}{suffix}",
+            "benchmark": f"agent cold reconcile, {peers} peers{stack} (VTEP, 2 bridges, NAT, "
+            f"{each.total()} objects/peer), {runs} run(s)",
             "result": f"median {median(cold):.2f} s, worst {max(cold):.2f} s, "
             f"{agents[0].cold_writes} writes",
             "baseline": f"ip/bridge -batch + nft -f: median {median(batches):.2f} s, "
@@ -198,21 +225,21 @@ def rows_for(peers: int, agents: list[AgentRun], batches: list[float]) -> list[d
             "met": ratio <= 2.0,
         },
         {
-            "key": f"agent_idle_reconcile_{peers}",
-            "benchmark": f"agent no-change pass, {peers} peers (observe, plan, NAT check), "
+            "key": f"agent_idle_reconcile_{peers}{suffix}",
+            "benchmark": f"agent no-change pass, {peers} peers{stack} (observe, plan, NAT check), "
             f"{len(idle)} passes",
             "result": f"median {median(idle):.3f} s, worst {max(idle):.3f} s, {idle_writes} writes",
             "target": "0 writes, well under 1 s",
             "met": idle_writes == 0 and median(idle) < 1.0,
         },
         {
-            "key": f"agent_peer_added_{peers}",
-            "benchmark": f"agent pass after one peer is added (back to {peers} peers), "
+            "key": f"agent_peer_added_{peers}{suffix}",
+            "benchmark": f"agent pass after one peer is added (back to {peers} peers{stack}), "
             f"{runs} run(s)",
             "result": f"median {median([a.added for a in agents]):.3f} s, "
             f"{agents[0].added_writes} writes: "
             + ", ".join(f"{n} {op}" for op, n in sorted(added_ops.items())),
-            "target": "1 neighbour, 1 FDB, 1 route write",
+            "target": ", ".join(f"{n} {op}" for op, n in sorted(each.items())) + " (writes)",
             "met": added_ok,
             "notes": f"removing it: median {median([a.removed for a in agents]):.3f} s, "
             f"{agents[0].removed_writes} writes",
@@ -223,15 +250,16 @@ def rows_for(peers: int, agents: list[AgentRun], batches: list[float]) -> list[d
 def run(quick: bool = False) -> list[dict[str, Any]]:
     rows = []
     runs = 1 if quick else 3
+    sizes = [(1000, False), (1000, True)] if quick else [(1000, False), (4093, False), (4093, True)]
     with tempfile.TemporaryDirectory(prefix="agent-bench-") as tmp:
         bed = Bed(root=Path(tmp))
         try:
-            for peers in (1000,) if quick else (1000, 4093):
+            for peers, dual in sizes:
                 agents, batches = [], []
                 for k in range(runs):
-                    agents.append(agent_run(bed, peers, k))
-                    batches.append(batch_run(bed, peers, k))
-                rows += rows_for(peers, agents, batches)
+                    agents.append(agent_run(bed, peers, k, dual))
+                    batches.append(batch_run(bed, peers, k, dual))
+                rows += rows_for(peers, agents, batches, dual)
         finally:
             bed.destroy()
     return rows

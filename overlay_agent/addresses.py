@@ -1,5 +1,6 @@
-"""PURE: the IPv4 arithmetic behind ``desired``: memoised parsers for the strings of a cluster
-state, and an index of claimed networks that answers "does this overlap a claim?" quickly.
+"""PURE: the address arithmetic behind ``desired``: memoised parsers for the strings of a cluster
+state, and an index of claimed networks (one per family) that answers "does this overlap a
+claim?" quickly.
 
 Both exist for speed at scale (thousands of peers, a pass every resync period): parsing the same
 strings with ``ipaddress`` again on every pass, and testing every new network against every claim,
@@ -8,50 +9,70 @@ were each a large share of a pass. Nothing here does I/O.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Iterable
 from functools import lru_cache
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
+
+Network = IPv4Network | IPv6Network
 
 
 class Claims:
-    """Networks already taken; overlap tests in O(prefix length), not O(claims).
+    """Networks of one family already taken; overlap tests in O(claimed prefix lengths *
+    log claims), not O(claims).
 
     Networks are handled as (address int, prefix) pairs: two networks overlap exactly when one
-    is a supernet of (or equal to) the other. A new network is inside a claim if one of its
-    supernets at a claimed prefix length is claimed (few lengths: usually one per overlay); a
-    claim is inside it if it is one of the supernets of a claim (``_covering``).
+    is a supernet of (or equal to) the other. For each prefix length that has claims (few:
+    usually one per overlay) a new network is inside a claim of that length if its supernet at
+    that length is claimed, and a claim of that (longer) length is inside the new network if a
+    claimed address falls in the new network's range: a bisection of the sorted addresses.
+    (An index of every supernet of every claim, as before, costs a prefix length's worth of
+    entries per claim: 81 for an IPv6 /80.)
     """
 
-    def __init__(self, nets: Iterable[IPv4Network]) -> None:
+    def __init__(self, nets: Iterable[Network], bits: int = 32) -> None:
+        self._masks = _MASKS if bits == 32 else _masks(bits)
         self._claimed: set[tuple[int, int]] = set()
-        self._lengths: set[int] = set()  # prefix lengths of the claims
-        self._covering: set[tuple[int, int]] = set()  # every supernet of (and including) a claim
+        self._sorted: dict[int, list[int]] = {}  # prefix length -> claimed addresses, sorted
         for net in nets:
             self.add(net)
 
-    def add(self, net: IPv4Network) -> None:
+    def add(self, net: Network) -> None:
+        key = _key(net)
+        if key not in self._claimed:
+            self._claimed.add(key)
+            insort(self._sorted.setdefault(key[1], []), key[0])
+
+    def overlaps(self, net: Network) -> bool:
         address, length = _key(net)
-        self._claimed.add((address, length))
-        self._lengths.add(length)
-        masks = _MASKS[: length + 1]
-        self._covering.update(zip(map(address.__and__, masks), range(length + 1), strict=True))
+        masks, claimed = self._masks, self._claimed
+        last = address | (masks[length] ^ masks[-1])  # the network's last address
+        for claim_length, addresses in self._sorted.items():
+            if claim_length <= length:
+                if (address & masks[claim_length], claim_length) in claimed:
+                    return True
+            else:
+                i = bisect_left(addresses, address)
+                if i < len(addresses) and addresses[i] <= last:
+                    return True
+        return False
 
-    def overlaps(self, net: IPv4Network) -> bool:
-        address, length = _key(net)
-        return (address, length) in self._covering or any(
-            (address & _MASKS[p], p) in self._claimed for p in self._lengths if p <= length
-        )
 
-
-def _key(net: IPv4Network) -> tuple[int, int]:
+def _key(net: Network) -> tuple[int, int]:
     return int(net.network_address), net.prefixlen
 
 
-_MASKS = tuple((0xFFFFFFFF << (32 - p)) & 0xFFFFFFFF for p in range(33))  # netmask by prefix
+def _masks(bits: int) -> tuple[int, ...]:
+    """The netmask of every prefix length 0 .. ``bits``, as integers."""
+    full = (1 << bits) - 1
+    return tuple((full << (bits - p)) & full for p in range(bits + 1))
 
 
-def within(net: IPv4Network, outer: IPv4Network) -> bool:
-    """``net.subnet_of(outer)`` in integer arithmetic (several times cheaper)."""
+_MASKS = _masks(32)
+
+
+def within(net: Network, outer: Network) -> bool:
+    """``net.subnet_of(outer)`` in integer arithmetic (several times cheaper); same family."""
     mask = int(outer.netmask)
     return net.prefixlen >= outer.prefixlen and int(net.network_address) & mask == int(
         outer.network_address
@@ -89,10 +110,29 @@ def _parse_net(text: str) -> IPv4Network | None:
         return None
 
 
+def ipv6_net(text: object) -> IPv6Network | None:
+    """The IPv6 network of a CIDR string (host bits allowed); None for anything else."""
+    return _parse_net6(text) if isinstance(text, str) else None
+
+
+@lru_cache(maxsize=PARSE_CACHE)
+def _parse_net6(text: str) -> IPv6Network | None:
+    try:
+        return IPv6Network(text, strict=False)
+    except ValueError:
+        return None
+
+
 @lru_cache(maxsize=PARSE_CACHE)
 def interface(text: str) -> IPv4Interface:
     """``IPv4Interface(text)``; raises ``ValueError`` like it."""
     return IPv4Interface(text)
+
+
+@lru_cache(maxsize=PARSE_CACHE)
+def interface6(text: str) -> IPv6Interface:
+    """``IPv6Interface(text)``; raises ``ValueError`` like it."""
+    return IPv6Interface(text)
 
 
 @lru_cache(maxsize=PARSE_CACHE)
@@ -106,5 +146,5 @@ def mac(text: str) -> str:
 
 def forget_parsed() -> None:
     """Empty the parser memos, as in a fresh process (benchmarks of a first pass use this)."""
-    for memo in (_parse_address, _parse_net, interface, mac):
+    for memo in (_parse_address, _parse_net, _parse_net6, interface, interface6, mac):
         memo.cache_clear()

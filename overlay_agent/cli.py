@@ -50,7 +50,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ip", required=True, help="this agent's underlay IPv4 address (its identity)")
     p.add_argument("--netns", help="program this named network namespace instead of our own")
     p.add_argument("--token-file", type=Path, help="file holding the bearer token for the masters")
-    p.add_argument("--cni-dir", type=Path, help="write CNI network configs here")
+    p.add_argument(
+        "--cni-dir",
+        type=Path,
+        help="write CNI configuration lists <name>.conflist here (bridge + portmap; podman, "
+        "containerd, nerdctl and other libcni runtimes read them)",
+    )
+    p.add_argument(
+        "--mesos-cni-dir",
+        type=Path,
+        help="also write DC/OS's single-plugin <name>.conf here, for Mesos UCR "
+        "(--network_cni_config_dir); must not be --cni-dir",
+    )
     p.add_argument(
         "--cni-data-dir",
         type=Path,
@@ -85,6 +96,10 @@ def settings(argv: Sequence[str] | None = None) -> tuple[CliSettings, str]:
     masters = [u.strip() for u in args.masters.split(",") if u.strip()]
     if not masters or not all(u.startswith(("http://", "https://")) for u in masters):
         raise ConfigError(f"--masters: expected http(s) URLs, got {args.masters!r}")
+    mesos, cni = args.mesos_cni_dir, args.cni_dir
+    if mesos is not None and cni is not None and mesos.resolve() == cni.resolve():
+        # One directory with both forms would show a runtime two networks of one name.
+        raise ConfigError("--mesos-cni-dir must be another directory than --cni-dir")
     data_dir = args.cni_data_dir or DEFAULT_RUN_DIR / (args.netns or "host") / "cni" / "networks"
     options = AgentOptions(
         ip=ip,
@@ -92,7 +107,13 @@ def settings(argv: Sequence[str] | None = None) -> tuple[CliSettings, str]:
         mesos_bridge=not args.no_mesos_bridge,
         docker_bridge=not args.no_docker_bridge,
     )
-    agent = Settings(options=options, netns=args.netns, cni_dir=args.cni_dir, cni_data_dir=data_dir)
+    agent = Settings(
+        options=options,
+        netns=args.netns,
+        cni_dir=args.cni_dir,
+        cni_data_dir=data_dir,
+        mesos_cni_dir=args.mesos_cni_dir,
+    )
     return (
         CliSettings(
             agent=agent,

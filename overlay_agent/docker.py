@@ -2,7 +2,9 @@
 
 For every local overlay with a Docker bridge the agent keeps a Docker network named after the
 overlay: bridge driver, ``com.docker.network.bridge.name=d-<name>``, masquerade off (egress NAT
-is ours, see firewall.py), the overlay MTU and ``subnet`` = the upper half of the agent subnet. The
+is ours, see firewall.py), the overlay MTU and ``subnet`` = the upper half of the agent block;
+with an IPv6 block also ``--ipv6`` and the upper half of that block (dual stack, as DC/OS's
+``dcos6``). The
 module has a PURE part (``specs``, ``parse``, ``diff``, ``hand_over``) and a thin I/O part
 (``Docker``: the Engine API over its unix socket with httpx; no docker CLI involved).
 
@@ -39,7 +41,10 @@ Design notes
 - Docker's inter-network isolation chains (DC/OS inserted ``-j RETURN`` into DOCKER-ISOLATION)
   are not touched: this agent's egress NAT lives in nftables, and a dockerd started with
   ``--iptables=false`` (as everywhere in this project) has no such chains.
-- IPv4 only, like the rest of the agent (DC/OS added ``--ipv6 --subnet=<ip6>`` for ``dcos6``).
+- IPv6: Docker gives the bridge the same gateway the agent wants (first host of the half) and
+  its own ``fe80::1``, which is link-local and so not the agent's business. An IPv6-only overlay
+  still gets an IPv4 pool from Docker's defaults (Docker always allocates one); its IPv4 subnet is
+  then not compared.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 
 import httpx
@@ -80,8 +85,13 @@ class NetworkSpec:
 
     name: str  # the overlay's name, as in DC/OS
     bridge: str  # d-<name>
-    subnet: IPv4Network  # the upper half of the agent subnet
+    subnet: IPv4Network | None  # the upper half of the agent block
     mtu: int
+    subnet6: IPv6Network | None = None  # the upper half of the agent's IPv6 block
+
+    @property
+    def subnets(self) -> list[IPv4Network | IPv6Network]:
+        return [n for n in (self.subnet, self.subnet6) if n is not None]
 
     def options(self) -> dict[str, str]:
         return {BRIDGE_NAME: self.bridge, MASQUERADE: "false", MTU: str(self.mtu)}
@@ -92,14 +102,15 @@ class NetworkSpec:
             "Name": self.name,
             "Driver": "bridge",
             "CheckDuplicate": True,
-            "EnableIPv6": False,
-            "IPAM": {"Driver": "default", "Config": [{"Subnet": str(self.subnet)}]},
+            "EnableIPv6": self.subnet6 is not None,
+            "IPAM": {"Driver": "default", "Config": [{"Subnet": str(n)} for n in self.subnets]},
             "Options": self.options(),
             "Labels": {LABEL: LABEL_VALUE},
         }
 
     def describe(self) -> str:
-        return f"network {self.name} (bridge {self.bridge}, subnet {self.subnet}, MTU {self.mtu})"
+        subnets = ", ".join(map(str, self.subnets))
+        return f"network {self.name} (bridge {self.bridge}, subnet {subnets}, MTU {self.mtu})"
 
 
 @dataclass(frozen=True)
@@ -112,6 +123,7 @@ class DockerNetwork:
     subnets: frozenset[str]
     options: Mapping[str, str] = field(hash=False)
     owned: bool  # carries our label
+    ipv6: bool = False  # EnableIPv6
 
     @property
     def bridge(self) -> str | None:
@@ -141,9 +153,10 @@ class DockerOutcome:
 def specs(overlays: Iterable[LocalOverlay]) -> list[NetworkSpec]:
     """One network per overlay with a Docker bridge."""
     return [
-        NetworkSpec(o.name, o.docker_bridge.name, o.docker_bridge.subnet, o.docker_bridge.mtu)
+        NetworkSpec(o.name, b.name, b.subnet, b.mtu, b.subnet6)
         for o in overlays
-        if o.docker_bridge is not None
+        for b in [o.docker_bridge]
+        if b is not None
     ]
 
 
@@ -162,6 +175,7 @@ def parse(raw: Mapping[str, Any]) -> DockerNetwork:
         subnets=frozenset(str(c["Subnet"]) for c in configs if c.get("Subnet")),
         options={str(k): str(v) for k, v in options.items()},
         owned=labels.get(LABEL) == LABEL_VALUE,
+        ipv6=raw.get("EnableIPv6") is True,
     )
 
 
@@ -170,10 +184,14 @@ def differences(want: NetworkSpec, seen: DockerNetwork) -> list[str]:
     found = []
     if seen.driver != "bridge":
         found.append(f"driver {seen.driver} (want bridge)")
-    subnets = {_net(s) for s in seen.subnets} - {None}
-    if subnets != {want.subnet}:
+    subnets = {n for n in map(_net, seen.subnets) if n is not None}
+    if want.subnet is None:  # Docker's own IPv4 pool of an IPv6-only network: not compared
+        subnets = {n for n in subnets if n.version == 6}
+    if subnets != set(want.subnets):
         shown = ", ".join(sorted(seen.subnets)) or "none"
-        found.append(f"subnet {shown} (want {want.subnet})")
+        found.append(f"subnet {shown} (want {', '.join(map(str, want.subnets))})")
+    if seen.ipv6 != (want.subnet6 is not None):
+        found.append(f"EnableIPv6 {seen.ipv6} (want {want.subnet6 is not None})")
     for key, value in want.options().items():
         if _normal(key, seen.options.get(key)) != _normal(key, value):
             found.append(f"{key}={seen.options.get(key)} (want {value})")
@@ -231,9 +249,9 @@ def hand_over(
     return replace(want, held=want.held | held), problems
 
 
-def _net(text: str) -> IPv4Network | None:
+def _net(text: str) -> IPv4Network | IPv6Network | None:
     try:
-        return IPv4Network(text, strict=False)
+        return ip_network(text, strict=False)
     except ValueError:
         return None
 

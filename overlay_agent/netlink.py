@@ -11,6 +11,10 @@ in chunks, still in plan order, with one result per operation. Every message sen
 write, so a pass with an empty plan writes nothing.
 Only named errno values are tolerated, each where a repeated operation is harmless (deleting what
 is already gone, adding an address that is already there).
+IPv6: our addresses are added with ``nodad`` (the agent owns them; duplicate address detection
+would leave them tentative, unusable as a route's gateway or a bridge's source for a second or,
+on a bridge without ports, until one is attached); link-local addresses are the kernel's and are
+not observed. Forwarding is a sysctl per family.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import os
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, ip_interface
 from pathlib import Path
 from typing import Any, assert_never
 
@@ -29,6 +33,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from overlay_agent import netlink_bulk as bulk
+from overlay_agent.desired import Interface
 from overlay_agent.errors import KernelError
 from overlay_agent.observed import (
     OWNER_ALIAS,
@@ -60,7 +65,9 @@ NETNS_DIR = Path("/run/netns")
 MAIN_TABLE = 254
 IFF_UP = 0x1
 CLONE_NEWNET = 0x40000000
-FORWARDING = "/proc/sys/net/ipv4/ip_forward"
+FORWARDING = {4: "/proc/sys/net/ipv4/ip_forward", 6: "/proc/sys/net/ipv6/conf/all/forwarding"}
+IFA_F_NODAD = 0x02
+RT_SCOPE_UNIVERSE = 0
 
 
 class Kernel:
@@ -110,22 +117,35 @@ class Kernel:
             neighbours=self._peers.neighbours(vtep.index) if vtep else frozenset(),
             fdb=self._peers.fdb(vtep.index) if vtep else frozenset(),
             routes=self._peers.routes(MAIN_TABLE, ROUTE_PROTO),
-            forwarding=self._read_sysctl(FORWARDING) == "1",
+            forwarding=self._read_sysctl(FORWARDING[4]) == "1",
             underlay_mtu=underlay.mtu if underlay else None,
+            forwarding6=self._forwarding6(),
         )
 
-    def _addresses(self) -> dict[int, set[IPv4Interface]]:
-        found: dict[int, set[IPv4Interface]] = {}
-        for raw in self._ipr.get_addr(family=socket.AF_INET):
+    def _forwarding6(self) -> bool:
+        """IPv6 forwarding; False where the kernel has IPv6 turned off (no sysctl at all)."""
+        try:
+            return self._read_sysctl(FORWARDING[6]) == "1"
+        except FileNotFoundError:
+            return False
+
+    def _addresses(self) -> dict[int, set[Interface]]:
+        """Addresses of global scope per link: IPv6 link-local ones are the kernel's own."""
+        found: dict[int, set[Interface]] = {}
+        for raw in self._ipr.get_addr():
+            if raw["family"] not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            if raw["family"] == socket.AF_INET6 and raw["scope"] != RT_SCOPE_UNIVERSE:
+                continue
             local = raw.get("IFA_LOCAL") or raw.get("IFA_ADDRESS")
             if local:
                 found.setdefault(raw["index"], set()).add(
-                    IPv4Interface(f"{local}/{raw['prefixlen']}")
+                    ip_interface(f"{local}/{raw['prefixlen']}")
                 )
         return found
 
     @staticmethod
-    def _link(raw: Any, addresses: dict[int, set[IPv4Interface]]) -> ObservedLink:
+    def _link(raw: Any, addresses: dict[int, set[Interface]]) -> ObservedLink:
         info = raw.get("IFLA_LINKINFO")
         kind = (info.get("IFLA_INFO_KIND") if info else None) or ""
         vxlan = None
@@ -245,6 +265,7 @@ class Kernel:
         self._set_link(b.name, None, up=True, tag=True)
 
     def _add_address(self, op: AddAddress) -> None:
+        nodad = {"flags": IFA_F_NODAD} if op.address.version == 6 else {}
         self._tolerate(
             (errno.EEXIST,),
             self._ipr.addr,
@@ -252,11 +273,12 @@ class Kernel:
             index=self._index(op.link),
             address=str(op.address.ip),
             prefixlen=op.address.network.prefixlen,
+            **nodad,
         )
 
     def _enable_forwarding(self, op: EnableForwarding) -> None:
         self.writes += 1
-        self._write_sysctl(FORWARDING, "1")
+        self._write_sysctl(FORWARDING[op.version], "1")
 
     def _set_link(self, name: str, mtu: int | None, up: bool, tag: bool) -> None:
         changes: dict[str, Any] = {}

@@ -18,6 +18,9 @@ Design notes
   neighbours and FDB entries by the device, so their cost follows our objects, not everything in
   the namespace. The parser checks the same conditions again. A dump the kernel marks
   inconsistent (``NLM_F_DUMP_INTR``, the table changed under it) is repeated.
+- Both families: neighbours and routes are dumped once per family (an ``AF_UNSPEC`` dump would
+  also run the bridge family's FDB dump, with its own filtering rules); a request's family follows
+  its address. FDB entries stay IPv4 (the underlay).
 - The socket belongs to the namespace it was created in: ``open_socket`` must run inside it.
 """
 
@@ -29,8 +32,10 @@ import socket
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from functools import lru_cache
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
+from overlay_agent.kernel_objects import Address, Network
 from overlay_agent.observed import ObservedNeighbour, ObservedRoute
 
 # <linux/netlink.h>, <linux/rtnetlink.h>, <linux/neighbour.h>
@@ -60,6 +65,7 @@ RTN_UNICAST = 1
 NUD_NOARP, NUD_PERMANENT = 0x40, 0x80
 NTF_SELF = 0x02
 AF_BRIDGE = 7
+FAMILIES: tuple[int, ...] = (socket.AF_INET, socket.AF_INET6)
 
 CHUNK = 128  # requests per sendmsg; their acks (<1 KiB each) fit even a default receive buffer
 RECEIVE_BUFFER = 1 << 20
@@ -71,6 +77,16 @@ _ATTR = struct.Struct("=HH")  # nlattr: length, type
 _NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
 _RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope,
 #                                       type, flags
+_SIZE: dict[int, int] = {socket.AF_INET: 4, socket.AF_INET6: 16}
+_MULTICAST: dict[int, int] = {socket.AF_INET: 224, socket.AF_INET6: 0xFF}  # first byte, and up
+_ADDRESS: dict[int, type[IPv4Address] | type[IPv6Address]] = {
+    socket.AF_INET: IPv4Address,
+    socket.AF_INET6: IPv6Address,
+}
+_NETWORK: dict[int, type[IPv4Network] | type[IPv6Network]] = {
+    socket.AF_INET: IPv4Network,
+    socket.AF_INET6: IPv6Network,
+}
 _U32 = struct.Struct("=I")
 _I32 = struct.Struct("=i")
 
@@ -118,23 +134,24 @@ class PeerTable:
     # -- dumps -------------------------------------------------------------------------------
 
     def neighbours(self, ifindex: int) -> frozenset[ObservedNeighbour]:
-        """IPv4 neighbour entries on ``ifindex`` that have a destination."""
-        body = _NDMSG.pack(socket.AF_INET, 0, 0, 0, 0) + _attr(NDA_IFINDEX, _U32.pack(ifindex))
-        found = set()
+        """IPv4 and IPv6 neighbour entries on ``ifindex`` that have a unicast destination (the
+        kernel keeps multicast ones of its own, e.g. for MLD, as soon as IPv6 is up)."""
+        found: set[ObservedNeighbour] = set()
+        for family in FAMILIES:
+            found.update(self._neighbours(ifindex, family))
+        return frozenset(found)
+
+    def _neighbours(self, ifindex: int, want: int) -> Iterator[ObservedNeighbour]:
+        body = _NDMSG.pack(want, 0, 0, 0, 0) + _attr(NDA_IFINDEX, _U32.pack(ifindex))
         for data, start, end in self._dump(Request(RTM_GETNEIGH, 0, body), RTM_NEWNEIGH):
             family, index, state, _, _ = _NDMSG.unpack_from(data, start)
             attrs = _attrs(data, start + _NDMSG.size, end)
             dst = attrs.get(NDA_DST)
-            if family != socket.AF_INET or index != ifindex or dst is None or len(dst) != 4:
+            if family != want or index != ifindex or dst is None or len(dst) != _SIZE[want]:
                 continue
-            found.add(
-                ObservedNeighbour(
-                    ip=IPv4Address(dst),
-                    mac=attrs[NDA_LLADDR].hex(":") if NDA_LLADDR in attrs else "",
-                    permanent=bool(state & NUD_PERMANENT),
-                )
-            )
-        return frozenset(found)
+            if dst[0] >= _MULTICAST[want]:
+                continue
+            yield _neighbour(want, dst, attrs.get(NDA_LLADDR, b""), bool(state & NUD_PERMANENT))
 
     def fdb(self, ifindex: int) -> frozenset[tuple[str, IPv4Address]]:
         """(MAC, remote IPv4) of the device's own (``self``) FDB entries on ``ifindex``."""
@@ -152,27 +169,30 @@ class PeerTable:
         return frozenset(found)
 
     def routes(self, table: int, protocol: int) -> frozenset[ObservedRoute]:
-        """IPv4 routes of ``table`` carrying ``protocol``."""
-        body = _RTMSG.pack(socket.AF_INET, 0, 0, 0, _short_table(table), protocol, 0, 0, 0)
+        """IPv4 and IPv6 routes of ``table`` carrying ``protocol``."""
+        found: set[ObservedRoute] = set()
+        for family in FAMILIES:
+            found.update(self._routes(table, protocol, family))
+        return frozenset(found)
+
+    def _routes(self, table: int, protocol: int, want: int) -> Iterator[ObservedRoute]:
+        body = _RTMSG.pack(want, 0, 0, 0, _short_table(table), protocol, 0, 0, 0)
         body += _attr(RTA_TABLE, _U32.pack(table))
-        found = set()
+        zero = bytes(_SIZE[want])
         for data, start, end in self._dump(Request(RTM_GETROUTE, 0, body), RTM_NEWROUTE):
             family, dst_len, _, _, short_table, proto, _, _, _ = _RTMSG.unpack_from(data, start)
             attrs = _attrs(data, start + _RTMSG.size, end)
             seen_table = _U32.unpack(attrs[RTA_TABLE])[0] if RTA_TABLE in attrs else short_table
-            if family != socket.AF_INET or proto != protocol or seen_table != table:
+            if family != want or proto != protocol or seen_table != table:
                 continue
-            dst = attrs.get(RTA_DST, b"\0\0\0\0")
-            gateway = attrs.get(RTA_GATEWAY)
             oif = attrs.get(RTA_OIF)
-            found.add(
-                ObservedRoute(
-                    dst=IPv4Network((int.from_bytes(dst, "big"), dst_len)),
-                    via=IPv4Address(gateway) if gateway is not None else None,
-                    oif=_U32.unpack(oif)[0] if oif is not None else None,
-                )
+            yield _route(
+                want,
+                attrs.get(RTA_DST, zero),
+                dst_len,
+                attrs.get(RTA_GATEWAY),
+                _U32.unpack(oif)[0] if oif is not None else None,
             )
-        return frozenset(found)
 
     def _dump(self, request: Request, kind: int) -> list[tuple[bytes, int, int]]:
         """Every reply message of ``kind`` as (buffer, body start, body end)."""
@@ -241,19 +261,42 @@ class PeerTable:
         return sequences
 
 
+# -- parsed objects ---------------------------------------------------------------------------
+# The same neighbours and routes come back on every pass: building ``ipaddress`` objects for
+# thousands of them (IPv6 ones especially) was most of a dump's cost, so they are memoised by
+# their wire form. The values are immutable, so sharing them changes nothing.
+PARSE_CACHE = 1 << 15
+
+
+@lru_cache(maxsize=PARSE_CACHE)
+def _neighbour(family: int, dst: bytes, lladdr: bytes, permanent: bool) -> ObservedNeighbour:
+    return ObservedNeighbour(_ADDRESS[family](dst), lladdr.hex(":"), permanent)
+
+
+@lru_cache(maxsize=PARSE_CACHE)
+def _route(
+    family: int, dst: bytes, dst_len: int, gateway: bytes | None, oif: int | None
+) -> ObservedRoute:
+    return ObservedRoute(
+        dst=_NETWORK[family]((int.from_bytes(dst, "big"), dst_len)),
+        via=_ADDRESS[family](gateway) if gateway is not None else None,
+        oif=oif,
+    )
+
+
 # -- requests (the ``ip``/``bridge`` equivalents are in each docstring) ----------------------
 
 
-def replace_neighbour(ifindex: int, ip: IPv4Address, mac: str) -> Request:
+def replace_neighbour(ifindex: int, ip: Address, mac: str) -> Request:
     """``ip neigh replace IP lladdr MAC dev DEV nud permanent``"""
-    body = _NDMSG.pack(socket.AF_INET, ifindex, NUD_PERMANENT, 0, 0)
+    body = _NDMSG.pack(_family(ip), ifindex, NUD_PERMANENT, 0, 0)
     body += _attr(NDA_DST, ip.packed) + _attr(NDA_LLADDR, _mac(mac))
     return Request(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, body)
 
 
-def delete_neighbour(ifindex: int, ip: IPv4Address) -> Request:
+def delete_neighbour(ifindex: int, ip: Address) -> Request:
     """``ip neigh del IP dev DEV``"""
-    body = _NDMSG.pack(socket.AF_INET, ifindex, 0, 0, 0) + _attr(NDA_DST, ip.packed)
+    body = _NDMSG.pack(_family(ip), ifindex, 0, 0, 0) + _attr(NDA_DST, ip.packed)
     return Request(RTM_DELNEIGH, 0, body)
 
 
@@ -271,12 +314,10 @@ def delete_fdb(ifindex: int, mac: str, dst: IPv4Address) -> Request:
     return Request(RTM_DELNEIGH, 0, body)
 
 
-def replace_route(
-    dst: IPv4Network, via: IPv4Address, oif: int, table: int, protocol: int
-) -> Request:
-    """``ip route replace DST via VIA dev DEV proto PROTOCOL table TABLE``"""
+def replace_route(dst: Network, via: Address, oif: int, table: int, protocol: int) -> Request:
+    """``ip route replace DST via VIA dev DEV proto PROTOCOL table TABLE`` (VIA: same family)"""
     body = _RTMSG.pack(
-        socket.AF_INET,
+        _family(dst),
         dst.prefixlen,
         0,
         0,
@@ -291,10 +332,10 @@ def replace_route(
     return Request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, body)
 
 
-def delete_route(dst: IPv4Network, table: int, protocol: int) -> Request:
+def delete_route(dst: Network, table: int, protocol: int) -> Request:
     """``ip route del DST proto PROTOCOL table TABLE``: only a route carrying ``protocol``."""
     body = _RTMSG.pack(
-        socket.AF_INET, dst.prefixlen, 0, 0, _short_table(table), protocol, RT_SCOPE_NOWHERE, 0, 0
+        _family(dst), dst.prefixlen, 0, 0, _short_table(table), protocol, RT_SCOPE_NOWHERE, 0, 0
     )
     body += _attr(RTA_TABLE, _U32.pack(table)) + _attr(RTA_DST, dst.network_address.packed)
     return Request(RTM_DELROUTE, 0, body)
@@ -339,6 +380,10 @@ def _error(data: bytes, flags: int, start: int, end: int) -> tuple[int, str]:
     message = _attrs(data, start + 4 + _HEADER.size, end).get(NLMSGERR_ATTR_MSG, b"")
     text = message.rstrip(b"\0").decode(errors="replace")
     return code, f": {text}" if text else ""
+
+
+def _family(value: Address | Network) -> int:
+    return socket.AF_INET if value.version == 4 else socket.AF_INET6
 
 
 def _mac(text: str) -> bytes:

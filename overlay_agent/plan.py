@@ -18,14 +18,28 @@ Design notes
   everything that hung off the old device is gone with it, so the plan re-adds all of it.
 - Changed values use "replace" (a peer's new MAC for the same VTEP IP, a new VTEP IP for the same
   subnet) rather than delete + add, so traffic to that peer never sees a gap.
+- Both families go through the same operations: a link's addresses, neighbours and routes are of
+  either family, and forwarding is enabled per family. The kernel's own IPv6 link-local addresses
+  are never observed (netlink.py), so they are never removed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address
+from operator import attrgetter
 
-from overlay_agent.desired import Bridge, DesiredNet, FdbEntry, Neighbour, Route, Vtep
+from overlay_agent.desired import (
+    Address,
+    Bridge,
+    DesiredNet,
+    FdbEntry,
+    Interface,
+    Neighbour,
+    Route,
+    Vtep,
+)
 from overlay_agent.observed import ObservedLink, ObservedNet, ObservedRoute
 
 
@@ -36,7 +50,7 @@ class DeleteRoute:
 
 @dataclass(frozen=True)
 class DeleteNeighbour:
-    ip: IPv4Address
+    ip: Address
 
 
 @dataclass(frozen=True)
@@ -48,7 +62,7 @@ class DeleteFdb:
 @dataclass(frozen=True)
 class DeleteAddress:
     link: str
-    address: IPv4Interface
+    address: Interface
 
 
 @dataclass(frozen=True)
@@ -79,12 +93,12 @@ class SetLink:
 @dataclass(frozen=True)
 class AddAddress:
     link: str
-    address: IPv4Interface
+    address: Interface
 
 
 @dataclass(frozen=True)
 class EnableForwarding:
-    pass
+    version: int = 4  # IP version: net.ipv4.ip_forward or net.ipv6.conf.all.forwarding
 
 
 @dataclass(frozen=True)
@@ -141,6 +155,7 @@ def plan(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
         *[op for op in link_ops if isinstance(op, CreateVtep | CreateBridge | SetLink)],
         *[op for op in link_ops if isinstance(op, AddAddress)],
         *([EnableForwarding()] if want.forwarding and not seen.forwarding else []),
+        *([EnableForwarding(6)] if want.forwarding6 and not seen.forwarding6 else []),
         *_missing_fdb(want, seen),
         *_missing_neighbours(want, seen),
         *_missing_routes(want, seen),
@@ -161,10 +176,10 @@ def _vtep(want: Vtep | None, seen: ObservedNet) -> tuple[list[Operation], Observ
             fdb=frozenset(),
             routes=frozenset(r for r in seen.routes if r.oif != link.index),
         )
-        return [DeleteLink(link.name), CreateVtep(want), AddAddress(want.name, want.address)], gone
+        return [DeleteLink(link.name), CreateVtep(want), *_add(want.name, want.addresses)], gone
     if link is None:
-        return [CreateVtep(want), AddAddress(want.name, want.address)], seen
-    return _link_state(link, want.name, want.mtu, [want.address], tag=False), seen
+        return [CreateVtep(want), *_add(want.name, want.addresses)], seen
+    return _link_state(link, want.name, want.mtu, want.addresses, tag=False), seen
 
 
 def _compatible(link: ObservedLink, want: Vtep) -> bool:
@@ -180,44 +195,54 @@ def _compatible(link: ObservedLink, want: Vtep) -> bool:
 def _bridge(want: Bridge, seen: ObservedNet) -> list[Operation]:
     link = seen.bridge(want.name)
     if link is None:
-        return [CreateBridge(want), AddAddress(want.name, want.gateway)]
-    return _link_state(link, want.name, want.mtu, [want.gateway], tag=not link.owned)
+        return [CreateBridge(want), *_add(want.name, want.addresses)]
+    return _link_state(link, want.name, want.mtu, want.addresses, tag=not link.owned)
+
+
+def _add(name: str, addresses: Sequence[Interface]) -> list[Operation]:
+    return [AddAddress(name, a) for a in addresses]
 
 
 def _link_state(
-    link: ObservedLink, name: str, mtu: int, addresses: list[IPv4Interface], tag: bool
+    link: ObservedLink, name: str, mtu: int, addresses: Sequence[Interface], tag: bool
 ) -> list[Operation]:
     ops: list[Operation] = []
     if link.mtu != mtu or not link.up or tag:
         ops.append(SetLink(name, mtu=mtu if link.mtu != mtu else None, up=not link.up, tag=tag))
-    ops += [DeleteAddress(name, a) for a in sorted(link.addresses - set(addresses))]
+    unwanted = sorted(link.addresses - set(addresses), key=_interface_key)
+    ops += [DeleteAddress(name, a) for a in unwanted]
     ops += [AddAddress(name, a) for a in addresses if a not in link.addresses]
     return ops
 
 
+# The per-peer objects (thousands, every pass) are compared and sorted by their integer ``key``
+# (kernel_objects.net_key), computed once when each object is made: a pass between two changes
+# reuses the desired objects, and netlink_bulk reuses the observed ones.
+
+
 def _stale_routes(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
-    wanted = {r.dst for r in want.routes}
-    stale = [r for r in seen.routes if r.dst not in wanted]
+    wanted = {r.key[:3] for r in want.routes}
+    stale = [r for r in seen.routes if r.key[:3] not in wanted]
     return [DeleteRoute(r) for r in sorted(stale, key=_route_key)]
 
 
 def _missing_routes(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
     oif = seen.vtep.index if seen.vtep is not None else None
-    have = {(r.dst, r.via) for r in seen.routes if oif is not None and r.oif == oif}
-    missing = [r for r in want.routes if (r.dst, r.via) not in have]
-    return [ReplaceRoute(r) for r in sorted(missing, key=lambda r: (*_net_key(r.dst), int(r.via)))]
+    have = {r.key for r in seen.routes if oif is not None and r.oif == oif}
+    missing = [r for r in want.routes if r.key not in have]
+    return [ReplaceRoute(r) for r in sorted(missing, key=_key)]
 
 
 def _stale_neighbours(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
-    wanted = {n.ip for n in want.neighbours}
-    stale = [n.ip for n in seen.neighbours if n.permanent and n.ip not in wanted]
-    return [DeleteNeighbour(ip) for ip in sorted(stale, key=int)]
+    wanted = {n.key for n in want.neighbours}
+    stale = [n for n in seen.neighbours if n.permanent and n.key not in wanted]
+    return [DeleteNeighbour(n.ip) for n in sorted(stale, key=_key)]
 
 
 def _missing_neighbours(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
-    have = {(n.ip, n.mac) for n in seen.neighbours if n.permanent}
-    missing = [n for n in want.neighbours if (n.ip, n.mac) not in have]
-    return [ReplaceNeighbour(n) for n in sorted(missing, key=lambda n: int(n.ip))]
+    have = {(n.key, n.mac) for n in seen.neighbours if n.permanent}
+    missing = [n for n in want.neighbours if (n.key, n.mac) not in have]
+    return [ReplaceNeighbour(n) for n in sorted(missing, key=_key)]
 
 
 def _stale_fdb(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
@@ -242,13 +267,15 @@ def _missing_fdb(want: DesiredNet, seen: ObservedNet) -> list[Operation]:
     return [ReplaceFdb(e) for e in sorted(missing, key=lambda e: e.mac)]
 
 
-def _net_key(net: IPv4Network) -> tuple[int, int]:
-    """Sorts like ``IPv4Network`` itself (address, then mask), without its slow comparisons."""
-    return int(net.network_address), net.prefixlen
+_key = attrgetter("key")
+
+
+def _interface_key(address: Interface) -> tuple[int, int, int]:
+    return address.version, int(address.ip), address.network.prefixlen
 
 
 def _route_key(route: ObservedRoute) -> tuple[int, ...]:
-    return (*_net_key(route.dst), int(route.via or 0), route.oif or 0)
+    return (*route.key, route.oif or 0)
 
 
 def describe(op: Operation) -> str:
@@ -266,5 +293,7 @@ def describe(op: Operation) -> str:
             return f"creating {v.name} (VNI {v.vni}, port {v.port}, MAC {v.mac})"
         case CreateBridge(b):
             return f"creating bridge {b.name}"
+        case EnableForwarding(version):
+            return f"enabling IPv{version} forwarding"
         case _:
             return repr(op)

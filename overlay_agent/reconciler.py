@@ -80,8 +80,9 @@ class Outcome:
 class Settings:
     options: AgentOptions
     netns: str | None
-    cni_dir: Path | None
+    cni_dir: Path | None  # configuration lists (.conflist) for libcni runtimes
     cni_data_dir: Path
+    mesos_cni_dir: Path | None = None  # DC/OS's single-plugin .conf files, for Mesos UCR
 
 
 class Reconciler:
@@ -172,11 +173,12 @@ class Reconciler:
         except KernelError as e:
             log.warning("%s", e)
             errors.setdefault(None, []).append(str(e))
-        if self.settings.cni_dir is None:
+        settings = self.settings
+        if settings.cni_dir is None and settings.mesos_cni_dir is None:
             return
         try:
             self.cni_writes += cni.ensure_configs(
-                self.settings.cni_dir, self.settings.cni_data_dir, want.overlays
+                settings.cni_dir, settings.cni_data_dir, want.overlays, settings.mesos_cni_dir
             )
         except CniError as e:
             log.warning("%s", e)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import types
 from enum import Enum
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import (
     Any,
     Literal,
@@ -34,10 +34,10 @@ from overlay_wire.contract import BackendDoc, BridgeDoc, OverlayInfoDoc, Status
 class CapacityDoc(TypedDict):
     """Container addresses of a Mesos bridge, from host-local's leases."""
 
-    total: int
+    total: int  # of the IPv4 half; of the IPv6 half on an IPv6-only network
     used: int
     free: int
-    addresses: list[IPv4Address]  # in use
+    addresses: list[IPv4Address | IPv6Address]  # in use, of that half
 
 
 class CapacityErrorDoc(TypedDict):
@@ -89,6 +89,7 @@ _SCALARS: dict[Any, dict[str, Any]] = {
     int: {"type": "integer"},
     bool: {"type": "boolean"},
     IPv4Address: {"type": "string", "format": "ipv4"},
+    IPv6Address: {"type": "string", "format": "ipv6"},
 }
 
 

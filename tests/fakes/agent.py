@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from overlay_agent.client import Backoff, MasterClient
-from overlay_agent.desired import AgentOptions
+from overlay_agent.desired import AgentOptions, Network
 from overlay_agent.loop import AgentLoop
 from overlay_agent.metrics import Metrics
 from overlay_agent.reconciler import Reconciler, Settings
@@ -55,7 +55,7 @@ class World:
     def vtep(self, k: int) -> IPv4Address:
         return statedoc.vtep_ip(self.master.slots[agent_ip(k)])
 
-    def routes(self) -> set[IPv4Network]:
+    def routes(self) -> set[Network]:
         return {r.dst for r in self.kernel.ns.observe(self.kernel.underlay_ip).routes}
 
     async def tick(self) -> int:

@@ -171,10 +171,13 @@ class FakeKernel:
             case AddAddress(link, address):
                 self._index(link)
                 self._send(op, ns.addr_add, link, address)
-            case EnableForwarding():
+            case EnableForwarding(version):
                 self.writes += 1
                 self._fault(op)
-                ns.forwarding = True
+                if version == 6:
+                    ns.forwarding6 = True
+                else:
+                    ns.forwarding = True
 
     def _set(self, op: Operation, name: str, mtu: int | None, up: bool, tag: bool) -> None:
         if mtu is None and not up and not tag:

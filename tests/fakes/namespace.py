@@ -1,19 +1,25 @@
 """An in-memory network namespace for the agent's tests: the kernel tables a reconcile pass
-changes (links and their IPv4 addresses, the main routing table, ARP neighbours, VXLAN FDB
-entries, ``ip_forward``), changed by calls named after the ``ip``/``bridge`` commands and refused
-with the errno rtnetlink gives. ``tests/fakes/kernel.py`` drives it as ``netlink.Kernel`` drives a
-real namespace; tests also call it directly to make drift "by hand".
+changes (links and their IPv4 and IPv6 addresses, the main routing table of both families, ARP
+and NDP neighbours, VXLAN FDB entries, the forwarding sysctls), changed by calls named after the
+``ip``/``bridge`` commands and refused with the errno rtnetlink gives. ``tests/fakes/kernel.py``
+drives it as ``netlink.Kernel`` drives a real namespace; tests also call it directly to make
+drift "by hand". IPv6 link-local addresses (the kernel's own, never observed) are not modelled.
 
 The rules (tests/netns/test_agent_fake_kernel.py checks them against a real kernel):
 - link names are unique (EEXIST) and at most 15 characters (EINVAL); MTU 68..65535 (EINVAL); a
   missing link is ENODEV;
-- an address is unique on its link (EEXIST); deleting a missing one is EADDRNOTAVAIL; deleting
-  the primary address of a subnet deletes its secondaries; deleting the last IPv4 address of a
-  link, or setting it down, drops every route through it and its ARP neighbours (the kernel
-  disables IP on the link); deleting a link drops its addresses, routes, neighbours and FDB;
-- a route needs its device (ENODEV) and a gateway inside a subnet of that device while it is up
-  (ENETUNREACH, "Nexthop has invalid gateway"); "replace" takes the place of any route to the
-  same destination; deleting a route that is not there is ESRCH;
+- an IPv4 address is unique on its link with its prefix length, an IPv6 address by itself
+  (EEXIST); deleting a missing one is EADDRNOTAVAIL; deleting the primary IPv4 address of a
+  subnet deletes its secondaries; deleting the last IPv4 address of a link drops every IPv4
+  route through it and its ARP neighbours (the kernel disables IPv4 on the link; IPv6 stays);
+  deleting an IPv6 address drops nothing else (its prefix route is not modelled);
+- setting a link down drops every route through it and its neighbours, of both families, and
+  its IPv6 addresses (``keep_addr_on_down`` is 0); deleting a link drops its addresses, routes,
+  neighbours and FDB;
+- an IPv4 route needs its device (ENODEV) and a gateway inside a subnet of that device while it
+  is up (ENETUNREACH, "Nexthop has invalid gateway"); an IPv6 route the same, refused with
+  EHOSTUNREACH (the gateway has no route); "replace" takes the place of any route to the same
+  destination; deleting a route that is not there is ESRCH;
 - neighbours and FDB entries need their device (ENODEV); deleting a missing one is ENOENT; a
   unicast MAC has one remote ("replace" overwrites it), and deleting it with another remote
   succeeds and changes nothing.
@@ -25,8 +31,9 @@ import errno
 import os
 import threading
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface
 
+from overlay_agent.desired import Address, Interface, Network
 from overlay_agent.observed import (
     OWNER_ALIAS,
     ROUTE_PROTO,
@@ -65,13 +72,16 @@ class Link:
     up: bool = False
     alias: str = ""
     vxlan: VxlanParams | None = None
-    addresses: list[IPv4Interface] = field(default_factory=list)  # in the order added
+    addresses: list[Interface] = field(default_factory=list)  # in the order added
+
+    def of(self, version: int) -> list[Interface]:
+        return [a for a in self.addresses if a.version == version]
 
 
 @dataclass(frozen=True)
 class Route:
-    dst: IPv4Network
-    via: IPv4Address | None
+    dst: Network
+    via: Address | None
     oif: int
     protocol: int
 
@@ -81,10 +91,11 @@ class Namespace:
 
     def __init__(self, underlay: IPv4Interface | None = None, underlay_mtu: int = 1500) -> None:
         self.links: dict[int, Link] = {}
-        self.routes: dict[IPv4Network, Route] = {}  # the main table, connected routes left out
-        self.neighbours: dict[tuple[int, IPv4Address], tuple[str, bool]] = {}  # -> (MAC, perm.)
+        self.routes: dict[Network, Route] = {}  # the main table, connected routes left out
+        self.neighbours: dict[tuple[int, Address], tuple[str, bool]] = {}  # -> (MAC, perm.)
         self.fdb: dict[tuple[int, str], IPv4Address] = {}  # (device, MAC) -> remote
         self.forwarding = False
+        self.forwarding6 = False
         self.lock = threading.RLock()
         self._next_index = 1
         self.link_add("lo", "loopback", mtu=MAX_MTU)
@@ -140,68 +151,86 @@ class Namespace:
             if up is not None and up != link.up:
                 link.up = up
                 if not up:
-                    self._disable_ip(link)
+                    link.addresses = link.of(4)
+                    self._disable_ip(link, 4)
+                    self._disable_ip(link, 6)
 
     def link_del(self, name: str) -> None:
         with self.lock:
             link = self.link(name)
-            self._disable_ip(link)
+            self._disable_ip(link, 4)
+            self._disable_ip(link, 6)
             self.fdb = {k: v for k, v in self.fdb.items() if k[0] != link.index}
             del self.links[link.index]
 
     # -- addresses ---------------------------------------------------------------------------
 
-    def addr_add(self, name: str, address: IPv4Interface) -> None:
+    def addr_add(self, name: str, address: Interface) -> None:
         with self.lock:
             link = self.link(name)
-            if address in link.addresses:
+            if address in link.addresses or (
+                address.version == 6 and address.ip in {a.ip for a in link.of(6)}
+            ):
                 raise NetlinkFault(errno.EEXIST)
             link.addresses.append(address)
 
-    def addr_del(self, name: str, address: IPv4Interface) -> None:
+    def addr_del(self, name: str, address: Interface) -> None:
         with self.lock:
             link = self.link(name)
             if address not in link.addresses:
-                raise NetlinkFault(errno.EADDRNOTAVAIL, "ipv4: Address not found")
-            primary = next(a for a in link.addresses if a.network == address.network)
+                family = "ipv4: Address" if address.version == 4 else "ipv6: address"
+                raise NetlinkFault(errno.EADDRNOTAVAIL, f"{family} not found")
+            if address.version == 6:
+                link.addresses.remove(address)
+                return
+            primary = next(a for a in link.of(4) if a.network == address.network)
             if primary == address:  # promote_secondaries off: the subnet's secondaries go too
                 link.addresses = [a for a in link.addresses if a.network != address.network]
             else:
                 link.addresses.remove(address)
-            if not link.addresses:
-                self._disable_ip(link)
+            if not link.of(4):
+                self._disable_ip(link, 4)
 
-    def _disable_ip(self, link: Link) -> None:
-        """What the kernel does when a link goes down or loses its last IPv4 address."""
-        self.routes = {d: r for d, r in self.routes.items() if r.oif != link.index}
-        self.neighbours = {k: v for k, v in self.neighbours.items() if k[0] != link.index}
+    def _disable_ip(self, link: Link, version: int) -> None:
+        """What the kernel does when a link goes down (both families) or loses its last IPv4
+        address (IPv4 only): routes through it and its neighbours of that family go."""
+        self.routes = {
+            d: r for d, r in self.routes.items() if r.oif != link.index or d.version != version
+        }
+        self.neighbours = {
+            k: v
+            for k, v in self.neighbours.items()
+            if k[0] != link.index or k[1].version != version
+        }
 
     # -- routes, neighbours, FDB -------------------------------------------------------------
 
     def route_replace(
-        self, dst: IPv4Network, via: IPv4Address, oif: int, protocol: int = ROUTE_PROTO
+        self, dst: Network, via: Address, oif: int, protocol: int = ROUTE_PROTO
     ) -> None:
         with self.lock:
             link = self.links.get(oif)
             if link is None:
                 raise NetlinkFault(errno.ENODEV)
-            if not link.up or not any(via in a.network for a in link.addresses):
+            if not link.up or not any(via in a.network for a in link.of(via.version)):
+                if via.version == 6:
+                    raise NetlinkFault(errno.EHOSTUNREACH)
                 raise NetlinkFault(errno.ENETUNREACH, INVALID_GATEWAY)
             self.routes[dst] = Route(dst, via, oif, protocol)
 
-    def route_del(self, dst: IPv4Network, protocol: int | None = None) -> None:
+    def route_del(self, dst: Network, protocol: int | None = None) -> None:
         with self.lock:
             route = self.routes.get(dst)
             if route is None or (protocol is not None and route.protocol != protocol):
                 raise NetlinkFault(errno.ESRCH)
             del self.routes[dst]
 
-    def neigh_replace(self, oif: int, ip: IPv4Address, mac: str) -> None:
+    def neigh_replace(self, oif: int, ip: Address, mac: str) -> None:
         with self.lock:
             self._device(oif)
             self.neighbours[oif, ip] = (mac.lower(), True)
 
-    def neigh_del(self, oif: int, ip: IPv4Address) -> None:
+    def neigh_del(self, oif: int, ip: Address) -> None:
         with self.lock:
             self._device(oif)
             if self.neighbours.pop((oif, ip), None) is None:
@@ -256,6 +285,7 @@ class Namespace:
                 ),
                 forwarding=self.forwarding,
                 underlay_mtu=underlay.mtu if underlay is not None else None,
+                forwarding6=self.forwarding6,
             )
 
 

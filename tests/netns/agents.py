@@ -110,7 +110,7 @@ class World:
             time.sleep(float(response.headers.get("Retry-After", "1")))
 
     def container(self, agent: AgentProcess, name: str, network: str = "dcos") -> Container:
-        c = add_container(self.bed, agent.ns, agent.cni_dir / f"{network}.conf", name)
+        c = add_container(self.bed, agent.ns, agent.cni_dir / f"{network}.conflist", name)
         assert c.error is None, c.error
         return c
 

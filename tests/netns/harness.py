@@ -37,7 +37,7 @@ class LocalAgent:
         return self.reconciler.reconcile(ClusterState.from_document(document, self.revision))
 
     def conf(self, overlay: str = "dcos") -> Path:
-        return self.cni_dir / f"{overlay}.conf"
+        return self.cni_dir / f"{overlay}.conflist"
 
     def close(self) -> None:
         self.reconciler.kernel.close()
@@ -45,11 +45,16 @@ class LocalAgent:
             self.reconciler.docker.close()
 
 
-def local_agent(bed: Bed, k: int, docker_host: str | None = None, **options: Any) -> LocalAgent:
+def local_agent(
+    bed: Bed, k: int, docker_host: str | None = None, mesos_cni: bool = False, **options: Any
+) -> LocalAgent:
+    """Agent ``k``; ``mesos_cni``: also DC/OS's single-plugin ``.conf`` files, in ``mesos/``."""
     ns, ip = bed.agent_ns(k), bed.agent_ip(k)
     cni_dir = bed.root / f"a{k}" / "cni"
     data_dir = bed.root / f"a{k}" / "run" / "cni" / "networks"
-    settings = Settings(AgentOptions(ip=IPv4Address(ip), **options), ns, cni_dir, data_dir)
+    mesos_dir = bed.root / f"a{k}" / "mesos" if mesos_cni else None
+    options_ = AgentOptions(ip=IPv4Address(ip), **options)
+    settings = Settings(options_, ns, cni_dir, data_dir, mesos_dir)
     engine = Docker(docker_host) if docker_host else None
     reconciler = Reconciler(settings, Kernel(ns, IPv4Address(ip)), Firewall(ns), engine)
     return LocalAgent(k, ns, ip, cni_dir, data_dir, reconciler)

@@ -14,6 +14,7 @@ from tests.netns.harness import (
     cluster,
     expected_peer_objects,
     fdb,
+    local_agent,
     local_agents,
     neighbours,
     routes,
@@ -94,25 +95,37 @@ def test_three_agents_program_kernel_and_containers_ping_over_vxlan(
     assert counters and counters[0]["packets"] >= 6
 
 
-def test_cni_config_is_what_the_plugins_run(bed: Bed, trio: list[LocalAgent]) -> None:
-    trio[0].reconcile(cluster(bed))
-    conf = json.loads(trio[0].conf().read_text())
-    assert conf["cniVersion"] == "1.0.0"
-    assert (
-        conf["type"],
-        conf["bridge"],
-        conf["isGateway"],
-        conf["ipMasq"],
-        conf["hairpinMode"],
-    ) == ("bridge", "m-dcos", True, False, True)
-    assert conf["mtu"] == 1450
-    assert conf["ipam"]["subnet"] == "9.0.0.0/27"
-    assert conf["ipam"]["dataDir"] == str(trio[0].data_dir)
-    c = add_container(bed, trio[0].ns, trio[0].conf(), "c1")
-    assert c.error is None
-    (eth0,) = ipj(c.ns, "link", "show", "eth0")
-    assert eth0["mtu"] == 1450
-    assert (trio[0].data_dir / "dcos" / c.ip).exists()  # type: ignore[operator]
-    # the plugin found our bridge and kept its gateway: no second address, no new bridge
-    (m,) = ipj(trio[0].ns, "-4", "addr", "show", "m-dcos")
-    assert [x["local"] for x in m["addr_info"]] == ["9.0.0.1"]
+def test_both_cni_forms_are_what_the_plugins_run_and_share_one_pool(bed: Bed) -> None:
+    bed.build(agents=1)
+    a1 = local_agent(bed, 1, mesos_cni=True)
+    try:
+        a1.reconcile(cluster(bed, (1,)))
+        conflist = json.loads(a1.conf().read_text())
+        assert (conflist["cniVersion"], [p["type"] for p in conflist["plugins"]]) == (
+            "1.0.0",
+            ["bridge", "portmap"],
+        )
+        conf = json.loads((bed.root / "a1" / "mesos" / "dcos.conf").read_text())
+        assert conf == {"cniVersion": "1.0.0", "name": "dcos", **conflist["plugins"][0]}
+        assert (conf["bridge"], conf["isGateway"], conf["ipMasq"], conf["hairpinMode"]) == (
+            "m-dcos",
+            True,
+            False,
+            True,
+        )
+        assert conf["mtu"] == 1450
+        assert conf["ipam"]["ranges"] == [[{"subnet": "9.0.0.0/27", "gateway": "9.0.0.1"}]]
+        assert conf["ipam"]["dataDir"] == str(a1.data_dir)
+        c1 = add_container(bed, a1.ns, a1.conf(), "c1")
+        c2 = add_container(bed, a1.ns, bed.root / "a1" / "mesos" / "dcos.conf", "c2")
+        assert (c1.error, c2.error) == (None, None)
+        assert (c1.ip, c2.ip) == ("9.0.0.2", "9.0.0.3")  # one pool: both forms share the leases
+        (eth0,) = ipj(c1.ns, "link", "show", "eth0")
+        assert eth0["mtu"] == 1450
+        assert {p.name for p in (a1.data_dir / "dcos").iterdir()} >= {"9.0.0.2", "9.0.0.3"}
+        # the plugin found our bridge and kept its gateway: no second address, no new bridge
+        (m,) = ipj(a1.ns, "-4", "addr", "show", "m-dcos")
+        assert [x["local"] for x in m["addr_info"]] == ["9.0.0.1"]
+        wait_for("c1 -> c2 on one bridge", ping_check(c1.ns, "9.0.0.3"), timeout=5)
+    finally:
+        a1.close()

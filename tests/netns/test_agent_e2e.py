@@ -15,8 +15,7 @@ import pytest
 from tests.harness.cluster import Replica
 from tests.netns.agents import World, running_world
 from tests.netns.harness import delete_fdb_by_hand, expected_peer_objects, fdb, neighbours, routes
-from tests.netns.topology import Bed, ping_check, sh, wait_for
-from tests.netns.topology import cni as run_cni
+from tests.netns.topology import Bed, del_container, ping_check, sh, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -156,7 +155,7 @@ def test_containers_show_on_every_master_and_survive_a_leader_kill(world: World)
     survivors = [r for r in masters.replicas if r.alive]
     for replica in survivors:
         wait_for("the containers after the kill", lambda r=replica: listed(r) == want)
-    run_cni(world.bed, "DEL", c2.agent_ns, c2.ns, c2.conf, c2.id)
+    del_container(world.bed, c2)
     for replica in survivors:
         wait_for(
             "the removed container gone",

@@ -8,7 +8,14 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 from typing import Any
 
 import pytest
@@ -216,3 +223,69 @@ def test_passes_converge_alike(twin: Twin) -> None:
     assert run(s6).converged
     assert twin.fake.observe().vtep is None
     assert run(s1).converged
+
+
+VTEP6 = IPv6Interface("fd01:a::1/64")
+
+
+def test_ipv6_refusals_and_what_the_kernel_drops_are_the_kernels(twin: Twin) -> None:
+    route6 = Route(IPv6Network("fd01:b::/80"), IPv6Address("fd01:a::2"))
+    neighbour6 = Neighbour(IPv6Address("fd01:a::2"), "70:b3:d5:80:00:02")
+    peers: list[Operation] = [
+        ReplaceFdb(FdbEntry(neighbour6.mac, A("192.0.2.12"))),
+        ReplaceNeighbour(neighbour6),
+        ReplaceRoute(route6),
+        ReplaceNeighbour(Neighbour(A("44.128.0.2"), neighbour6.mac)),
+        ReplaceRoute(Route(IPv4Network("9.0.0.64/26"), A("44.128.0.2"))),
+    ]
+    twin.apply([CreateVtep(VTEP), AddAddress("vtep1024", VTEP.address), ReplaceRoute(route6)])
+    twin.apply([AddAddress("vtep1024", VTEP6), AddAddress("vtep1024", VTEP6), *peers])
+    twin.apply([DeleteAddress("vtep1024", IPv6Interface("fd01:a::9/64")), EnableForwarding(6)])
+    twin.apply([AddAddress("vtep1024", IPv6Interface("fd01:a::1/80"))])  # same address: EEXIST
+    twin.apply([DeleteAddress("vtep1024", VTEP6)])  # routes and neighbours stay
+    twin.apply([AddAddress("vtep1024", VTEP6), DeleteAddress("vtep1024", VTEP.address)])
+    twin.apply([AddAddress("vtep1024", VTEP.address), *peers])
+    twin.drift(["link", "set", "vtep1024", "down"], lambda ns: ns.link_set("vtep1024", up=False))
+    twin.check()  # IPv6 address, routes and neighbours of both families gone; IPv4 address kept
+    twin.apply([SetLink("vtep1024", up=True), *peers])  # no IPv6 address yet: route refused
+    twin.apply([AddAddress("vtep1024", VTEP6), *peers])
+    twin.apply([CreateBridge(BRIDGE6), DeleteLink("vtep1024")])
+
+
+BRIDGE6 = Bridge("m-dcos", "dcos", None, 1450, IPv6Interface("fd01:b::1/81"))
+
+
+def test_dual_stack_passes_converge_alike(twin: Twin) -> None:
+    bed = twin.bed
+    settings = Settings(AgentOptions(ip=A(bed.agent_ip(1))), twin.ns, None, bed.root / "data")
+    reconcilers = [Reconciler(settings, k, FakeFirewall()) for k in (twin.real, twin.fake)]
+    dual = [statedoc.DCOS6]
+
+    def run(doc: dict[str, Any], revision: int) -> Outcome:
+        state = ClusterState.from_document(doc, revision)
+        real, fake = (r.reconcile(state) for r in reconcilers)
+        assert fake == real
+        twin.check()
+        return real
+
+    records = [statedoc.record(bed.agent_ip(k), k, dual) for k in (1, 2, 3)]
+    s1 = statedoc.state(records, dual)
+    assert run(s1, 1).converged
+    assert run(s1, 2).writes == 0
+    six = statedoc.block6("fd01:b::/64", 80, 2)
+    twin.drift(["-6", "route", "del", str(six)], lambda ns: ns.route_del(six))
+    twin.drift(
+        ["-6", "neigh", "del", "fd01:a::2", "dev", "vtep1024"],
+        lambda ns: ns.neigh_del(ns.link("vtep1024").index, IPv6Address("fd01:a::2")),
+    )
+    twin.drift(
+        ["addr", "del", "fd01:b::8000:0:1/81", "dev", "d-dcos"],
+        lambda ns: ns.addr_del("d-dcos", IPv6Interface("fd01:b::8000:0:1/81")),
+    )
+    assert run(s1, 3).operations == 3
+    twin.drift(["link", "set", "m-dcos", "down"], lambda ns: ns.link_set("m-dcos", up=False))
+    assert run(s1, 4).operations == 2  # up, and its IPv6 gateway back
+    twin.drift(["link", "set", "vtep1024", "down"], lambda ns: ns.link_set("vtep1024", up=False))
+    assert run(s1, 5).operations == 2 + 8
+    assert run(statedoc.state(records[:2], dual), 6).operations == 5  # agent 3: FDB, 2 + 2
+    assert run(s1, 7).operations == 5

@@ -100,7 +100,7 @@ def missing(live: Live, a: AgentProcess) -> list[str]:
         "d-apps address": "d-apps" in bridges(a.ns)
         and gateway(a.ns, "d-apps") == {first_host(mine["docker_bridge"]["ip"])},
         "routes": network_routes(a.ns, APPS_NET) == peers,
-        "CNI config": (a.cni_dir / "apps.conf").exists(),
+        "CNI config": (a.cni_dir / "apps.conflist").exists(),
         "sources4": "10.128.0.0/16" in sets["sources4"],
         "overlays4": "10.128.0.0/16" in sets["overlays4"],
         "allowed4": "10.128.0.0/16 . 10.128.0.0/16" in sets["allowed4"],
@@ -117,7 +117,7 @@ def leftovers(live: Live, a: AgentProcess) -> list[str]:
     checks = {
         "bridges": not {"m-apps", "d-apps"} & bridges(a.ns),
         "routes": not network_routes(a.ns, APPS_NET),
-        "CNI config": not (a.cni_dir / "apps.conf").exists(),
+        "CNI config": not (a.cni_dir / "apps.conflist").exists(),
         "host-local leases": not (live.bed.root / f"a{a.k}" / "run" / "apps").exists(),
         "set members": not any("10.128." in e for members in sets.values() for e in members),
         "Docker network": a.k != 1 or live.daemon is None or live.daemon.network("apps") is None,
@@ -164,11 +164,13 @@ def patch_apps(live: Live, check: str, **fields: Any) -> None:
 def upper_half_container(live: Live, a: AgentProcess, name: str) -> Container:
     """A container on ``d-apps`` (the Docker half) through the same CNI plugins: a config like
     the agent's, over the upper half, with leases of its own."""
-    conf = json.loads((a.cni_dir / "apps.conf").read_text())
+    listed = json.loads((a.cni_dir / "apps.conflist").read_text())
+    conf = {"cniVersion": listed["cniVersion"], "name": listed["name"], **listed["plugins"][0]}
     half = record(live.world, a.k, "apps")["docker_bridge"]["ip"]
     conf["bridge"] = "d-apps"
+    gateway = first_host(half).split("/")[0]
     conf["ipam"].update(
-        subnet=half, gateway=first_host(half).split("/")[0], dataDir=str(live.bed.root / name)
+        ranges=[[{"subnet": half, "gateway": gateway}]], dataDir=str(live.bed.root / name)
     )
     path = live.bed.root / f"{name}.conf"
     path.write_text(json.dumps(conf))

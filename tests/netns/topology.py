@@ -151,12 +151,14 @@ class Container:
     id: str
     ip: str | None
     error: str | None
+    ip6: str | None = None
+    result: dict[str, Any] | None = None  # the chain's ADD result (DEL gets it as prevResult)
 
 
 def cni(
     bed: Bed, command: str, agent_ns: str, container_ns: str, conf: str, cid: str
 ) -> subprocess.CompletedProcess[str]:
-    """Run the bridge plugin the way a container runtime does, inside the agent namespace."""
+    """Run one plugin the way a container runtime does, inside the agent namespace."""
     plugin = json.loads(conf)["type"]
     return sh(
         "ip",
@@ -175,19 +177,57 @@ def cni(
     )
 
 
+def chain(
+    bed: Bed,
+    command: str,
+    agent_ns: str,
+    container_ns: str,
+    conf: str,
+    cid: str,
+    prev: dict[str, Any] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """A ``.conf`` or a ``.conflist`` as libcni runs it (no cnitool in Debian): a list's plugins in
+    order for ADD, each given the previous one's result, and in reverse order for DEL."""
+    doc = json.loads(conf)
+    if "plugins" not in doc:
+        return cni(bed, command, agent_ns, container_ns, conf, cid)
+    plugins = doc["plugins"] if command == "ADD" else list(reversed(doc["plugins"]))
+    done = None
+    for plugin in plugins:
+        one = {**plugin, "cniVersion": doc["cniVersion"], "name": doc["name"]}
+        if prev is not None:
+            one["prevResult"] = prev
+        done = cni(bed, command, agent_ns, container_ns, json.dumps(one), cid)
+        if done.returncode != 0:
+            return done
+        if command == "ADD":
+            prev = json.loads(done.stdout)
+    assert done is not None, "a configuration list without plugins"
+    return done
+
+
 def add_container(bed: Bed, agent_ns: str, conf_path: Path, name: str) -> Container:
     ns = bed.netns(name)
     conf = conf_path.read_text()
-    done = cni(bed, "ADD", agent_ns, ns, conf, ns)
+    done = chain(bed, "ADD", agent_ns, ns, conf, ns)
     if done.returncode != 0:
-        cni(bed, "DEL", agent_ns, ns, conf, ns)  # a failed ADD leaves its veth pair behind
+        chain(bed, "DEL", agent_ns, ns, conf, ns)  # a failed ADD leaves its veth pair behind
         return Container(ns, agent_ns, conf, ns, None, done.stdout + done.stderr)
     result = json.loads(done.stdout)
-    ip = result["ips"][0]["address"].split("/")[0]
-    return Container(ns, agent_ns, conf, ns, ip, None)
+    ips = [ip["address"].split("/")[0] for ip in result["ips"]]
+    ip4 = next((ip for ip in ips if ":" not in ip), None)
+    ip6 = next((ip for ip in ips if ":" in ip), None)
+    return Container(ns, agent_ns, conf, ns, ip4, None, ip6, result)
+
+
+def del_container(bed: Bed, c: Container) -> None:
+    """CNI DEL through the same configuration (the namespace stays, removed with the bed)."""
+    done = chain(bed, "DEL", c.agent_ns, c.ns, c.conf, c.id, c.result)
+    assert done.returncode == 0, done.stderr
 
 
 def pings(src_ns: str, dst: str) -> bool:
+    """One ping (IPv4 or IPv6, by the address) answered within a second."""
     return (
         sh("ip", "netns", "exec", src_ns, "ping", "-c", "1", "-W", "1", dst, check=False).returncode
         == 0

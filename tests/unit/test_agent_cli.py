@@ -1,4 +1,5 @@
-"""overlay-agent's command line: the token file (an empty one is an error, as on the master)."""
+"""overlay-agent's command line: the token file (an empty one is an error, as on the master), the
+CNI directories."""
 
 from __future__ import annotations
 
@@ -36,3 +37,10 @@ def test_empty_token_file_is_a_config_error(
 def test_unreadable_token_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--token-file"):
         settings([*BASE, "--token-file", str(tmp_path / "missing")])
+
+
+def test_mesos_cni_dir_is_a_second_directory(tmp_path: Path) -> None:
+    cfg, _ = settings([*BASE, "--cni-dir", str(tmp_path / "cni"), "--mesos-cni-dir", str(tmp_path)])
+    assert (cfg.agent.cni_dir, cfg.agent.mesos_cni_dir) == (tmp_path / "cni", tmp_path)
+    with pytest.raises(ConfigError, match="--mesos-cni-dir must be another directory"):
+        settings([*BASE, "--cni-dir", str(tmp_path), "--mesos-cni-dir", f"{tmp_path}/x/.."])

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 from typing import Any
 
 import pytest
@@ -188,3 +195,105 @@ def test_a_revision_that_changes_nothing_an_agent_reads_keeps_the_parts() -> Non
     assert not changed.same_content(second) and "10.0.0.4" in changed.agents
     renamed = second.apply({**empty, "revision": 7, "network": {**network, "vtep_mtu": 1400}})
     assert not renamed.same_content(second)
+
+
+DUAL = [statedoc.DCOS6]
+SIX = ("six", None, None, "fd01:c::/48", 64)  # an IPv6-only network
+
+
+def test_dual_stack_vtep_bridges_peers_and_masquerade() -> None:
+    state = doc(rec("10.0.0.1", 1, DUAL), rec("10.0.0.2", 2, DUAL), overlays=DUAL)
+    want = desired(state, ME, 1500)
+    assert want is not None and want.vtep is not None
+    assert want.vtep.addresses == (
+        IPv4Interface("44.128.0.2/20"),
+        IPv6Interface("fd01:a::2/64"),
+    )
+    assert want.bridges == {
+        Bridge(
+            "m-dcos",
+            "dcos",
+            IPv4Interface("9.0.0.65/27"),
+            1450,
+            IPv6Interface("fd01:b::1:0:0:1/81"),
+        ),
+        Bridge(
+            "d-dcos",
+            "dcos",
+            IPv4Interface("9.0.0.97/27"),
+            1450,
+            IPv6Interface("fd01:b::1:8000:0:1/81"),
+        ),
+    }
+    assert want.forwarding and want.forwarding6
+    # one FDB entry for the peer, a neighbour and a route per family
+    assert want.fdb == {FdbEntry("70:b3:d5:80:00:01", IPv4Address("10.0.0.1"))}
+    assert want.neighbours == {
+        Neighbour(IPv4Address("44.128.0.1"), "70:b3:d5:80:00:01"),
+        Neighbour(IPv6Address("fd01:a::1"), "70:b3:d5:80:00:01"),
+    }
+    assert want.routes == {
+        Route(IPv4Network("9.0.0.0/26"), IPv4Address("44.128.0.1")),
+        Route(IPv6Network("fd01:b::/80"), IPv6Address("fd01:a::1")),
+    }
+    nets = {IPv4Network("9.0.0.0/8"), IPv6Network("fd01:b::/64")}
+    assert want.masquerade == Masquerade(frozenset(nets), frozenset(nets))
+    assert want.route_overlay(Route(IPv6Network("fd01:b::/80"), IPv6Address("fd01:a::1"))) == "dcos"
+
+
+def test_ipv6_only_network_has_ipv6_bridges_routes_and_no_ipv4_forwarding() -> None:
+    overlays = [SIX]
+    state = doc(rec("10.0.0.2", 2, overlays), rec("10.0.0.3", 3, overlays), overlays=overlays)
+    want = desired(state, ME, 1500)
+    assert want is not None and want.vtep is not None
+    assert {(b.name, b.gateway, b.gateway6) for b in want.bridges} == {
+        ("m-six", None, IPv6Interface("fd01:c:0:1::1/65")),
+        ("d-six", None, IPv6Interface("fd01:c:0:1:8000::1/65")),
+    }
+    assert not want.forwarding and want.forwarding6
+    assert want.routes == {Route(IPv6Network("fd01:c:0:2::/64"), IPv6Address("fd01:a::3"))}
+    assert want.neighbours == {Neighbour(IPv6Address("fd01:a::3"), "70:b3:d5:80:00:03")}
+    assert len(want.fdb) == 1
+
+
+def test_ipv6_needs_a_vtep_address_on_both_ends() -> None:
+    no_v6_peer = rec("10.0.0.3", 3, DUAL)
+    del no_v6_peer["overlays"][0]["backend"]["vxlan"]["vtep_ip6"]
+    state = doc(rec("10.0.0.2", 2, DUAL), no_v6_peer, rec("10.0.0.4", 4, DUAL), overlays=DUAL)
+    want = desired(state, ME, 1500)
+    assert want is not None
+    assert {(r.dst.version, r.via) for r in want.routes} == {
+        (4, IPv4Address("44.128.0.3")),
+        (4, IPv4Address("44.128.0.4")),
+        (6, IPv6Address("fd01:a::4")),
+    }
+    mine = rec("10.0.0.2", 2, DUAL)
+    del mine["overlays"][0]["backend"]["vxlan"]["vtep_ip6"]
+    alone = desired(doc(mine, rec("10.0.0.4", 4, DUAL), overlays=DUAL), ME, 1500)
+    assert alone is not None and alone.vtep is not None and alone.vtep.address6 is None
+    assert {r.dst.version for r in alone.routes} == {4}
+    assert {n.ip.version for n in alone.neighbours} == {4}
+
+
+def test_clashing_ipv6_vtep_drops_only_the_ipv6_part_of_the_later_peer() -> None:
+    clash = rec("10.0.0.4", 4, DUAL)
+    clash["overlays"][0]["backend"]["vxlan"]["vtep_ip6"] = "fd01:a::3/64"  # agent 3's
+    thief = rec("10.0.0.5", 5, DUAL)
+    thief["overlays"][0]["subnet6"] = "fd01:b:0:0:1::/80"  # our IPv6 block
+    state = doc(rec("10.0.0.2", 2, DUAL), rec("10.0.0.3", 3, DUAL), clash, thief, overlays=DUAL)
+    want = desired(state, ME, 1500)
+    assert want is not None
+    assert {r.via for r in want.routes} == {
+        IPv4Address("44.128.0.3"),
+        IPv6Address("fd01:a::3"),
+        IPv4Address("44.128.0.4"),
+        IPv4Address("44.128.0.5"),
+    }
+    assert len(want.fdb) == 3
+
+
+def test_malformed_own_ipv6_vtep_raises() -> None:
+    bad = rec("10.0.0.2", 2, DUAL)
+    bad["overlays"][0]["backend"]["vxlan"]["vtep_ip6"] = "fd01::zz/64"
+    with pytest.raises(StateError):
+        desired(doc(bad, overlays=DUAL), ME, 1500)

@@ -4,7 +4,7 @@ Docker (httpx.MockTransport); plus the agent's choice of daemon."""
 from __future__ import annotations
 
 from dataclasses import replace
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Network
 from typing import Any
 
 import httpx
@@ -71,6 +71,34 @@ def seen_with(*bridges: tuple[str, bool]) -> ObservedNet:
 
 
 # -- pure ------------------------------------------------------------------------------------
+
+
+def test_dual_stack_spec_enables_ipv6_with_the_ipv6_upper_half() -> None:
+    doc = statedoc.state([statedoc.record("192.0.2.11", 1, [statedoc.DCOS6])], [statedoc.DCOS6])
+    net = desired(doc, AgentOptions(ip=IPv4Address("192.0.2.11")), 1500)
+    assert net is not None
+    (spec,) = specs(net.overlays)
+    assert spec == replace(SPEC, subnet6=IPv6Network("fd01:b::8000:0:0/81"))
+    body = spec.request()
+    assert body["EnableIPv6"] is True
+    assert body["IPAM"]["Config"] == [{"Subnet": "9.0.0.32/27"}, {"Subnet": "fd01:b::8000:0:0/81"}]
+    both = replace(network(), subnets=frozenset(["9.0.0.32/27", "fd01:b::8000:0:0/81"]), ipv6=True)
+    assert differences(spec, both) == []
+    assert differences(spec, replace(both, ipv6=False)) == ["EnableIPv6 False (want True)"]
+    assert differences(SPEC, both) == [
+        "subnet 9.0.0.32/27, fd01:b::8000:0:0/81 (want 9.0.0.32/27)",
+        "EnableIPv6 True (want False)",
+    ]  # an IPv4-only network of an older agent is stale once the overlay has IPv6, and back
+
+
+def test_ipv6_only_spec_ignores_the_ipv4_pool_docker_adds_by_itself() -> None:
+    six = NetworkSpec("six", "d-six", None, 1450, IPv6Network("fd01:c:0:1:8000::/65"))
+    assert six.request()["IPAM"]["Config"] == [{"Subnet": "fd01:c:0:1:8000::/65"}]
+    seen = replace(
+        network("six"), subnets=frozenset(["172.18.0.0/16", "fd01:c:0:1:8000::/65"]), ipv6=True
+    )
+    assert differences(six, seen) == []
+    assert parse({"Id": "x", "Name": "six", "EnableIPv6": True}).ipv6
 
 
 def test_spec_is_dcos_docker_step_on_the_upper_half() -> None:

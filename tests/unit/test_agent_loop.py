@@ -73,7 +73,7 @@ def test_networks_added_changed_and_deleted_follow_from_the_watch_alone(tmp_path
             assert w.routes() == {w.block(2), w.block(3)} | apps
             bridges = {b.name for b in w.kernel.ns.observe(IPv4Address(ME)).bridges}
             assert bridges == {"m-dcos", "d-dcos", "m-apps", "d-apps"}
-            assert (cni_dir / "apps.conf").exists()
+            assert (cni_dir / "apps.conflist").exists()
             assert addresses(w, "m-apps") == 125.0  # a /25 half: free addresses
             assert w.firewall.table is not None
             assert IPv4Network("10.128.0.0/9") in w.firewall.table["sources4"]
@@ -92,7 +92,7 @@ def test_networks_added_changed_and_deleted_follow_from_the_watch_alone(tmp_path
             assert w.routes() == apps
             bridges = {b.name for b in w.kernel.ns.observe(IPv4Address(ME)).bridges}
             assert bridges == {"m-apps", "d-apps"}
-            assert sorted(p.name for p in cni_dir.iterdir()) == ["apps.conf"]
+            assert sorted(p.name for p in cni_dir.iterdir()) == ["apps.conflist"]
             assert addresses(w, "m-dcos") is None  # its metrics went with it
             assert w.firewall.table["allowed4"] == {(pair[1], pair[1])}
             # all of it from the watch: the agent registered once

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 
 import pytest
 from hypothesis import given, settings
@@ -40,6 +47,10 @@ pytestmark = pytest.mark.unit
 VTEP = Vtep("vtep1024", 1024, 64000, "70:b3:d5:80:00:02", IPv4Interface("44.128.0.2/20"), 1450)
 M = Bridge("m-dcos", "dcos", IPv4Interface("9.0.0.129/27"), 1450)
 D = Bridge("d-dcos", "dcos", IPv4Interface("9.0.0.161/27"), 1450)
+V6, M_GW6, D_GW6 = (
+    IPv6Interface(a) for a in ("fd01:a::2/64", "fd01:b:0:2::1/65", "fd01:b:0:2:8000::1/65")
+)
+M6, D6 = replace(M, gateway6=M_GW6), replace(D, gateway6=D_GW6)
 
 
 def peer(n: int) -> tuple[Neighbour, FdbEntry, Route]:
@@ -52,14 +63,29 @@ def peer(n: int) -> tuple[Neighbour, FdbEntry, Route]:
     )
 
 
-def want(*peers: int, bridges: tuple[Bridge, ...] = (M, D), vtep: Vtep | None = VTEP) -> DesiredNet:
+def peer6(n: int) -> tuple[Neighbour, Route]:
+    vtep_ip = IPv6Address(f"fd01:a::{n:x}")
+    return (
+        Neighbour(vtep_ip, f"70:b3:d5:80:00:{n:02x}"),
+        Route(IPv6Network(f"fd01:b:0:{n:x}::/64"), vtep_ip),
+    )
+
+
+def want(
+    *peers: int, bridges: tuple[Bridge, ...] = (M, D), vtep: Vtep | None = VTEP, dual: bool = False
+) -> DesiredNet:
+    """Peers ``peers``; ``dual``: dual stack (the VTEP, the bridges and the peers get IPv6)."""
     entries = [peer(n) for n in peers]
+    six = [peer6(n) for n in peers] if dual else []
+    if dual:
+        vtep = replace(vtep, address6=V6) if vtep is not None else None
+        bridges = tuple({M: M6, D: D6}.get(b, b) for b in bridges)
     return DesiredNet(
         vtep=vtep,
         bridges=frozenset(bridges),
-        neighbours=frozenset(e[0] for e in entries),
+        neighbours=frozenset([e[0] for e in entries] + [e[0] for e in six]),
         fdb=frozenset(e[1] for e in entries),
-        routes=frozenset(e[2] for e in entries),
+        routes=frozenset([e[2] for e in entries] + [e[1] for e in six]),
         masquerade=None,
         overlays=(),
     )
@@ -82,7 +108,7 @@ def vtep_link(**changes: object) -> ObservedLink:
 
 def bridge_link(b: Bridge, index: int, **changes: object) -> ObservedLink:
     link = ObservedLink(
-        b.name, index, "bridge", True, b.mtu, "02:00:00:00:00:01", True, frozenset({b.gateway})
+        b.name, index, "bridge", True, b.mtu, "02:00:00:00:00:01", True, frozenset(b.addresses)
     )
     return replace(link, **changes)  # type: ignore[arg-type]
 
@@ -90,7 +116,7 @@ def bridge_link(b: Bridge, index: int, **changes: object) -> ObservedLink:
 def seen_matching(w: DesiredNet) -> ObservedNet:
     """What the kernel looks like once ``w`` is fully programmed."""
     return ObservedNet(
-        vtep=vtep_link() if w.vtep else None,
+        vtep=vtep_link(addresses=frozenset(w.vtep.addresses)) if w.vtep else None,
         bridges=frozenset(
             bridge_link(b, 10 + i) for i, b in enumerate(sorted(w.bridges, key=lambda b: b.name))
         ),
@@ -99,6 +125,7 @@ def seen_matching(w: DesiredNet) -> ObservedNet:
         routes=frozenset(ObservedRoute(r.dst, r.via, 7) for r in w.routes),
         forwarding=w.forwarding,
         underlay_mtu=1500,
+        forwarding6=w.forwarding6,
     )
 
 
@@ -213,7 +240,7 @@ def test_bridges_adopted_fixed_and_only_our_stale_ones_removed() -> None:
         DeleteAddress("m-dcos", IPv4Interface("9.0.0.1/27")),
         DeleteLink("m-old"),
         SetLink("m-dcos", tag=True),
-        AddAddress("m-dcos", M.gateway),
+        AddAddress("m-dcos", IPv4Interface("9.0.0.129/27")),
     ]
 
 
@@ -235,6 +262,63 @@ def test_forwarding_only_switched_on() -> None:
     assert EnableForwarding() not in plan(w, replace(seen_matching(w), forwarding=False))
     w2 = want()
     assert plan(w2, replace(seen_matching(w2), forwarding=False)) == [EnableForwarding()]
+
+
+def test_dual_stack_cold_start_and_ipv6_forwarding() -> None:
+    w = want(3, dual=True)
+    ops = plan(w, EMPTY)
+    assert kinds(ops) == [
+        "CreateVtep",
+        "CreateBridge",
+        "CreateBridge",
+        "AddAddress",
+        "AddAddress",
+        "AddAddress",
+        "AddAddress",
+        "AddAddress",
+        "AddAddress",
+        "EnableForwarding",
+        "EnableForwarding",
+        "ReplaceFdb",  # one per peer, whatever the families
+        "ReplaceNeighbour",
+        "ReplaceNeighbour",
+        "ReplaceRoute",
+        "ReplaceRoute",
+    ]
+    assert ops[3:5] == [
+        AddAddress("vtep1024", VTEP.address),
+        AddAddress("vtep1024", V6),
+    ]
+    assert ops[9:11] == [EnableForwarding(4), EnableForwarding(6)]
+    assert ops[-1] == ReplaceRoute(peer6(3)[1])  # IPv4 sorts first
+    assert plan(w, replace(seen_matching(w), forwarding6=False)) == [EnableForwarding(6)]
+
+
+def test_ipv6_drift_is_repaired_and_unwanted_ipv6_addresses_go() -> None:
+    w = want(3, dual=True)
+    n6, r6 = peer6(3)
+    stray = IPv6Interface("fd01:99::1/64")
+    seen = seen_matching(w)
+    assert seen.vtep is not None
+    seen = replace(
+        seen,
+        vtep=replace(seen.vtep, addresses=frozenset({VTEP.address, stray})),
+        neighbours=frozenset(x for x in seen.neighbours if x.ip != n6.ip),
+        routes=frozenset(x for x in seen.routes if x.dst != r6.dst),
+    )
+    assert plan(w, seen) == [
+        DeleteAddress("vtep1024", stray),
+        AddAddress("vtep1024", V6),
+        ReplaceNeighbour(n6),
+        ReplaceRoute(r6),
+    ]
+    assert plan(want(3), seen_matching(w)) == [  # back to IPv4 only
+        DeleteRoute(ObservedRoute(r6.dst, r6.via, 7)),
+        DeleteNeighbour(n6.ip),
+        DeleteAddress("vtep1024", V6),
+        DeleteAddress("d-dcos", D_GW6),
+        DeleteAddress("m-dcos", M_GW6),
+    ]
 
 
 # -- property: applying the plan to a model kernel converges in one round -------------------------
@@ -305,6 +389,8 @@ def simulate(seen: ObservedNet, ops: list[Operation]) -> ObservedNet:
                 s = _edit_link(s, name, lambda li: replace(li, addresses=li.addresses | {a}))
             case DeleteAddress(name, a):
                 s = _edit_link(s, name, lambda li: replace(li, addresses=li.addresses - {a}))
+            case EnableForwarding(6):
+                s = replace(s, forwarding6=True)
             case EnableForwarding():
                 s = replace(s, forwarding=True)
             case ReplaceFdb(e):
@@ -342,6 +428,8 @@ peer_sets = st.frozensets(st.integers(min_value=3, max_value=12), max_size=6)
     bridges_before=st.booleans(),
     bridges_after=st.booleans(),
     vtep_drift=st.sampled_from([None, {"mtu": 1500}, {"mac": "02:00:00:00:00:07"}, {"up": False}]),
+    dual_before=st.booleans(),
+    dual_after=st.booleans(),
 )
 def test_plan_then_apply_converges(
     before: frozenset[int],
@@ -349,12 +437,14 @@ def test_plan_then_apply_converges(
     bridges_before: bool,
     bridges_after: bool,
     vtep_drift: dict[str, object] | None,
+    dual_before: bool,
+    dual_after: bool,
 ) -> None:
-    old = want(*before, bridges=(M, D) if bridges_before else ())
-    new = want(*after, bridges=(M, D) if bridges_after else ())
+    old = want(*before, bridges=(M, D) if bridges_before else (), dual=dual_before)
+    new = want(*after, bridges=(M, D) if bridges_after else (), dual=dual_after)
     seen = seen_matching(old)
-    if vtep_drift:
-        seen = replace(seen, vtep=vtep_link(**vtep_drift))
+    if vtep_drift and seen.vtep is not None:
+        seen = replace(seen, vtep=replace(seen.vtep, **vtep_drift))  # type: ignore[arg-type]
     ops = plan(new, seen)
     assert plan(new, simulate(seen, ops)) == []
     # removals route first, then additions link first and route last

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Interface
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +109,7 @@ def test_first_pass_builds_everything_and_the_next_writes_nothing(agent: Agent) 
     assert seen.forwarding and agent.peers() == expected_peers(2, 3)
     assert first.want is not None and first.want.masquerade is not None
     assert agent.firewall.table == contents(first.want.masquerade, first.want.isolation)
-    assert (agent.cni_dir / "dcos.conf").exists()
+    assert (agent.cni_dir / "dcos.conflist").exists()
     # vtep (2 + address), 2 bridges (2 + address each), forwarding, 3 per peer; nft; CNI file
     assert (agent.kernel.writes, agent.firewall.writes, first.writes) == (
         3 + 6 + 1 + 6,
@@ -280,7 +280,7 @@ def test_a_network_added_is_built_in_one_pass_with_one_firewall_transaction(agen
     assert (added.converged, added.statuses) == (True, ok("dcos", "other"))
     assert {b.name for b in agent.seen().bridges} == {"m-dcos", "d-dcos", "m-other", "d-other"}
     assert agent.peers()[0] == expected_peers(2, 3)[0] | {"10.128.1.0/24", "10.128.2.0/24"}
-    assert (agent.cni_dir / "other.conf").exists()
+    assert (agent.cni_dir / "other.conflist").exists()
     assert agent.firewall.writes == firewall_writes + 1
     (transaction,) = agent.firewall.transactions
     assert "add element inet overlay_agent allowed4 { 10.128.0.0/9 . 10.128.0.0/9 }" in transaction
@@ -318,9 +318,65 @@ def test_a_network_deleted_takes_its_bridges_routes_cni_file_and_set_members(
     assert (outcome.converged, outcome.statuses) == (True, ok("other"))
     assert {b.name for b in agent.seen().bridges} == {"m-other", "d-other"}
     assert agent.peers()[0] == {"10.128.1.0/24", "10.128.2.0/24"}
-    assert sorted(p.name for p in agent.cni_dir.iterdir()) == ["other.conf"]
+    assert sorted(p.name for p in agent.cni_dir.iterdir()) == ["other.conflist"]
     table = agent.firewall.table
     assert table is not None and agent.firewall.transactions[-1].startswith("delete element")
     assert all("9.0.0.0/8" not in str(e) for elements in table.values() for e in elements)
     again = agent.reconciler.reconcile(state(1, 2, 3, revision=3, overlays=[OTHER]))
     assert (again.operations, again.writes) == (0, 0)
+
+
+DUAL = [statedoc.DCOS6]
+
+
+def test_dual_stack_first_pass_then_nothing_and_a_peer_costs_five_writes(agent: Agent) -> None:
+    first = agent.reconciler.reconcile(state(1, 2, 3, overlays=DUAL))
+    assert (first.converged, first.statuses) == (True, ok("dcos"))
+    seen = agent.seen()
+    assert seen.vtep is not None
+    assert seen.vtep.addresses == {
+        IPv4Interface("44.128.0.1/20"),
+        IPv6Interface("fd01:a::1/64"),
+    }
+    assert seen.forwarding and seen.forwarding6
+    assert {str(n.ip) for n in seen.neighbours} == {
+        "44.128.0.2",
+        "44.128.0.3",
+        "fd01:a::2",
+        "fd01:a::3",
+    }
+    assert len(seen.fdb) == 2
+    # vtep (2 + 2 addresses), 2 bridges (2 + 2 addresses each), 2 forwarding sysctls,
+    # 5 per peer (1 FDB, 2 neighbours, 2 routes); nft; CNI file
+    assert (agent.kernel.writes, first.writes) == (4 + 8 + 2 + 10, 24 + 1 + 1)
+    again = agent.reconciler.reconcile(state(1, 2, 3, revision=2, overlays=DUAL))
+    assert (again.operations, again.writes) == (0, 0)
+    agent.reconciler.reconcile(state(1, 2, revision=3, overlays=DUAL))
+    before = agent.kernel.writes
+    added = agent.reconciler.reconcile(state(1, 2, 3, revision=4, overlays=DUAL))
+    assert (added.operations, added.writes, agent.kernel.writes - before) == (5, 5, 5)
+    kinds = sorted(type(op).__name__ for op in agent.kernel.applied[-5:])
+    assert kinds == ["ReplaceFdb"] + ["ReplaceNeighbour"] * 2 + ["ReplaceRoute"] * 2
+
+
+def test_ipv6_drift_made_by_hand_is_repaired(agent: Agent) -> None:
+    agent.reconciler.reconcile(state(1, 2, 3, overlays=DUAL))
+    ns, vtep = agent.kernel.ns, agent.kernel.ns.link("vtep1024").index
+    ns.route_del(statedoc.block6("fd01:b::/64", 80, 2))  # agent 3's IPv6 route
+    ns.neigh_del(vtep, statedoc.vtep_ip6(2))
+    ns.addr_del("m-dcos", IPv6Interface("fd01:b::1/81"))
+    ns.forwarding6 = False
+    outcome = agent.reconciler.reconcile(state(1, 2, 3, revision=2, overlays=DUAL))
+    assert (outcome.operations, outcome.converged) == (4, True)
+    seen = agent.seen()
+    assert seen.forwarding6 and statedoc.block6("fd01:b::/64", 80, 2) in {
+        r.dst for r in seen.routes
+    }
+    assert statedoc.vtep_ip6(2) in {n.ip for n in seen.neighbours}
+    m = seen.bridge("m-dcos")
+    assert m is not None and IPv6Interface("fd01:b::1/81") in m.addresses
+    # down and up again: the kernel drops the link's IPv6 addresses, routes and neighbours
+    ns.link_set("vtep1024", up=False)
+    outcome = agent.reconciler.reconcile(state(1, 2, 3, revision=3, overlays=DUAL))
+    # up, the IPv6 address back; 2 neighbours and 2 routes per family
+    assert (outcome.operations, outcome.converged) == (2 + 8, True)

@@ -28,13 +28,15 @@ pytestmark = pytest.mark.unit
 TWO = [statedoc.DCOS, ("blue", "10.99.0.0/16", 28)]
 
 
-def master_state(agents: list[tuple[str, bool]], overlays: list[tuple[str, str, int]]) -> bytes:
+def master_state(agents: list[tuple[str, bool]], overlays: list[statedoc.Overlay]) -> bytes:
     """``GET /overlay-master/state`` as the master encodes it, after these registrations."""
-    network = {
+    network: dict[str, Any] = {
         "vtep_subnet": statedoc.VTEP_SUBNET,
         "vtep_mac_oui": statedoc.OUI,
-        "overlays": [{"name": n, "subnet": s, "prefix": p} for n, s, p in overlays],
+        "overlays": [config(o) for o in overlays],
     }
+    if statedoc.dual(overlays):
+        network["vtep_subnet6"] = statedoc.VTEP_SUBNET6
     state = ClusterState()
     assert not isinstance(state.apply(allocator.configure(network)), allocator.Rejected)
     for ip, bridges in agents:
@@ -43,6 +45,16 @@ def master_state(agents: list[tuple[str, bool]], overlays: list[tuple[str, str, 
     assert state.network is not None
     records = [dcos_json.agent_json(r, state.network) for r in state.agents.values()]
     return dcos_json.dumps(dcos_json.state_json(records, state.network))
+
+
+def config(overlay: statedoc.Overlay) -> dict[str, Any]:
+    name, subnet, prefix, *v6 = overlay
+    doc: dict[str, Any] = {"name": name}
+    if subnet is not None:
+        doc["subnet"], doc["prefix"] = subnet, prefix
+    if v6:
+        doc["subnet6"], doc["prefix6"] = v6
+    return doc
 
 
 def gateway(half: IPv4Network) -> IPv4Interface:
@@ -54,6 +66,18 @@ def test_hand_written_documents_equal_the_masters_output() -> None:
     wire = json.loads(master_state(agents, TWO))
     by_hand = statedoc.state(
         [statedoc.record(ip, n, TWO, bridges=b) for n, (ip, b) in enumerate(agents, 1)], TWO
+    )
+    assert wire == by_hand
+
+
+def test_hand_written_dual_stack_documents_equal_the_masters_output() -> None:
+    """Dual stack (``DCOS6``) and an IPv6-only network: the VTEP IPv6, blocks and halves."""
+    overlays = [statedoc.DCOS6, ("six", None, None, "fd01:c::/48", 64)]
+    agents = [("10.0.0.1", False), ("10.0.0.2", True), ("10.0.0.3", True)]
+    wire = json.loads(master_state(agents, overlays))
+    by_hand = statedoc.state(
+        [statedoc.record(ip, n, overlays, bridges=b) for n, (ip, b) in enumerate(agents, 1)],
+        overlays,
     )
     assert wire == by_hand
 

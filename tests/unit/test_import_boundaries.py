@@ -39,7 +39,9 @@ PURE = {
     "overlay_agent.desired",
     "overlay_agent.errors",
     "overlay_agent.isolation",
+    "overlay_agent.kernel_objects",
     "overlay_agent.observed",
+    "overlay_agent.peers",
     "overlay_agent.plan",
 }
 
