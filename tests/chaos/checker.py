@@ -32,7 +32,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.chaos.history import DELETE, OK, READ, REGISTER, UNKNOWN, Allocation, Op, shared
+from tests.chaos.history import (
+    DELETE,
+    OK,
+    READ,
+    REGISTER,
+    UNKNOWN,
+    Allocation,
+    Op,
+    outside_live_networks,
+    shared,
+)
 
 ABSENT = "absent"
 ANY = "any"
@@ -157,10 +167,12 @@ class Report:
     faults: int = 0
     power_cuts_two: int = 0  # faults that cut the power of two masters
     power_cuts_all: int = 0  # ... of all three
+    network_changes: int = 0  # networks added and deleted by the workload's operator
     lost: int = 0
     duplicate: int = 0
     changed: int = 0
     non_linearizable: int = 0
+    outside_network: int = 0  # blocks held of a network not live, or outside its space
     undecided: int = 0
     healed_in: float | None = None
     truncating: int = 0
@@ -178,9 +190,10 @@ class Report:
         return (
             f"chaos seed={seed}: {self.ops} ops ({self.ok} ok, {self.failed} failed, "
             f"{self.unknown} unknown), {self.faults} faults ({self.power_cuts_two} power cuts of "
-            f"two masters, {self.power_cuts_all} of all three), {self.lost} lost, "
-            f"{self.duplicate} duplicate, {self.changed} changed, "
-            f"{self.non_linearizable} non-linearizable, {healed}; logs: {self.truncating} "
+            f"two masters, {self.power_cuts_all} of all three), {self.network_changes} network "
+            f"changes, {self.lost} lost, {self.duplicate} duplicate, {self.changed} changed, "
+            f"{self.non_linearizable} non-linearizable, {self.outside_network} outside a live "
+            f"network, {healed}; logs: {self.truncating} "
             f"truncating, {self.tick_exceptions} tick exceptions, {self.tracebacks} tracebacks"
         )
 
@@ -283,6 +296,12 @@ def _overlapping_pairs(answers: list[Op]) -> Iterable[tuple[Op, Op]]:
 def _in_flight(delete: Op, lo: float, hi: float) -> bool:
     end = INFINITY if delete.outcome == UNKNOWN else _end(delete)
     return delete.invoke < hi and end > lo
+
+
+def check_final_networks(report: Report, bodies: Sequence[dict[str, object]]) -> None:
+    for index, body in enumerate(bodies):
+        problems = outside_live_networks(body)
+        report.add("outside_network", [f"replica {index + 1} final state: {p}" for p in problems])
 
 
 def check_final_states(report: Report, states: Sequence[list[tuple[str, Allocation]]]) -> None:

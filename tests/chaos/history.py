@@ -12,6 +12,7 @@ since the run started, taken in the driver process (one clock for every operatio
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -49,16 +50,51 @@ class Allocation:
         return Allocation(plain["vtep_ip"], plain["vtep_ip6"], plain["vtep_mac"], subnets)
 
 
-def allocation(record: dict[str, Any]) -> Allocation:
-    """The allocation in an agent record (docs/api.md shape)."""
+CHURN = "churn"  # networks the workload's operator adds and deletes while agents come and go
+
+
+def allocation(record: dict[str, Any], churn: bool = False) -> Allocation:
+    """The allocation in an agent record (docs/api.md shape).
+
+    Without ``churn``, blocks of the networks the operator adds and deletes are left out: they
+    come and go without the agent doing anything, so the per-agent model (register, read,
+    delete) covers the VTEP and the stable networks. Uniqueness checks take them in."""
     vxlan: dict[str, Any] = {}
     subnets = []
     for overlay in record.get("overlays", []):
         vxlan = overlay.get("backend", {}).get("vxlan", vxlan)
-        subnets.append((overlay["info"]["name"], overlay.get("subnet"), overlay.get("subnet6")))
+        name = overlay["info"]["name"]
+        if name.startswith(CHURN) and not churn:
+            continue
+        subnets.append((name, overlay.get("subnet"), overlay.get("subnet6")))
     return Allocation(
         vxlan.get("vtep_ip"), vxlan.get("vtep_ip6"), vxlan.get("vtep_mac"), tuple(sorted(subnets))
     )
+
+
+def outside_live_networks(state: dict[str, Any]) -> list[str]:
+    """Blocks an agent holds of a network that is not in the state's network list, or outside
+    that network's address space: what deleting networks must never leave behind."""
+    spaces = {o["name"]: (o.get("subnet"), o.get("subnet6")) for o in state["network"]["overlays"]}
+    problems = []
+    for agent in state["agents"]:
+        for overlay in agent.get("overlays", []):
+            name = overlay["info"]["name"]
+            if name not in spaces:
+                problems.append(
+                    f"{agent['ip']} holds {overlay.get('subnet')} of network "
+                    f"{name}, which is not live"
+                )
+                continue
+            for block, space in zip(
+                (overlay.get("subnet"), overlay.get("subnet6")), spaces[name], strict=True
+            ):
+                if block is not None and (
+                    space is None
+                    or not ipaddress.ip_network(block).subnet_of(ipaddress.ip_network(space))  # type: ignore[arg-type]
+                ):
+                    problems.append(f"{agent['ip']} holds {block} outside network {name} {space}")
+    return problems
 
 
 def shared(allocations: Sequence[tuple[str, Allocation]]) -> list[str]:

@@ -242,11 +242,11 @@ def check(
     end: float,
 ) -> None:
     out = cluster.root.parent
-    states = []
+    states, bodies = [], [json.loads(body) for body in finals]
     for index, body in enumerate(finals):
         (out / f"final-state-{index + 1}.json").write_bytes(body)
-        states.append([(a["ip"], allocation(a)) for a in json.loads(body)["agents"]])
-    final: dict[str, Allocation] = dict(states[0])
+        states.append([(a["ip"], allocation(a, churn=True)) for a in bodies[index]["agents"]])
+    final: dict[str, Allocation] = {a["ip"]: allocation(a) for a in bodies[0]["agents"]}
     ops = [op for op in recorder.ops if op.complete is not None]
     checker.count_outcomes(report, ops)
     report.faults = len(nemesis.faults)
@@ -255,7 +255,10 @@ def check(
     checker.check_agents(report, [op for op in ops if op.agent != PROBE_AGENT], final, end)
     checker.check_overlapping_answers(report, ops)
     checker.check_final_states(report, states)
+    checker.check_final_networks(report, bodies)
     report.add("duplicate", workload.state_problems)
+    report.add("outside_network", workload.outside_networks)
+    report.network_changes = workload.network_changes
     report.violations += workload.unexpected + nemesis.problems
     if report.healed_in is None:
         report.violations.append(f"no write succeeded within {HEAL_BOUND:g} s of the heal")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chaos import checker
+from tests.chaos import checker, history
 from tests.chaos.history import DELETE, FAILED, OK, READ, REGISTER, UNKNOWN, Allocation, Op
 
 pytestmark = pytest.mark.unit
@@ -147,11 +147,39 @@ def test_figure_line_names_every_count() -> None:
         faults=3,
         power_cuts_two=1,
         power_cuts_all=2,
+        network_changes=4,
         healed_in=0.94,
     )
     assert report.figure(5) == (
         "chaos seed=5: 10 ops (7 ok, 2 failed, 1 unknown), 3 faults (1 power cuts of two "
-        "masters, 2 of all three), 0 lost, 0 duplicate, "
-        "0 changed, 0 non-linearizable, healed in 0.9 s; logs: 0 truncating, "
-        "0 tick exceptions, 0 tracebacks"
+        "masters, 2 of all three), 4 network changes, 0 lost, 0 duplicate, "
+        "0 changed, 0 non-linearizable, 0 outside a live network, healed in 0.9 s; logs: "
+        "0 truncating, 0 tick exceptions, 0 tracebacks"
     )
+
+
+def test_blocks_of_networks_that_are_not_live_are_found() -> None:
+    state = {
+        "network": {"overlays": [{"name": "dcos", "subnet": "9.0.0.0/8"}]},
+        "agents": [
+            {
+                "ip": "10.0.0.1",
+                "overlays": [
+                    {"info": {"name": "dcos"}, "subnet": "9.0.0.0/26"},
+                    {"info": {"name": "churn0"}, "subnet": "10.200.0.0/26"},
+                ],
+            },
+            {"ip": "10.0.0.2", "overlays": [{"info": {"name": "dcos"}, "subnet": "10.9.0.0/26"}]},
+        ],
+    }
+    assert history.outside_live_networks(state) == [
+        "10.0.0.1 holds 10.200.0.0/26 of network churn0, which is not live",
+        "10.0.0.2 holds 10.9.0.0/26 outside network dcos 9.0.0.0/8",
+    ]
+    state["network"]["overlays"].append({"name": "churn0", "subnet": "10.200.0.0/16"})
+    state["agents"].pop()
+    assert history.outside_live_networks(state) == []
+    # the per-agent model leaves the operator's networks out, uniqueness keeps them
+    record = state["agents"][0]
+    assert [s[0] for s in history.allocation(record).subnets] == ["dcos"]
+    assert [s[0] for s in history.allocation(record, churn=True).subnets] == ["churn0", "dcos"]

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from tests.chaos.history import (
+    CHURN,
     DELETE,
     FAILED,
     OK,
@@ -31,6 +32,7 @@ from tests.chaos.history import (
     Op,
     Recorder,
     allocation,
+    outside_live_networks,
     shared,
 )
 
@@ -43,7 +45,14 @@ def agent_ips(count: int) -> list[str]:
 
 
 def state_allocations(body: dict[str, Any]) -> list[tuple[str, Allocation]]:
-    return [(agent["ip"], allocation(agent)) for agent in body["agents"]]
+    """Every agent's holdings, the operator's networks included (for uniqueness)."""
+    return [(agent["ip"], allocation(agent, churn=True)) for agent in body["agents"]]
+
+
+# The operator's networks: each added and deleted again and again, never overlapping the others.
+CHURN_NETWORKS = [
+    {"name": f"{CHURN}{i}", "subnet": f"10.{200 + i}.0.0/16", "prefix": 26} for i in range(2)
+]
 
 
 @dataclass
@@ -56,7 +65,10 @@ class Workload:
     think: float = 0.5  # mean pause between an agent's actions (s)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     state_reads: int = 0
+    networks: bool = True  # an operator adds and deletes networks while the agents work
+    network_changes: int = 0  # acknowledged network adds and deletes
     state_problems: list[str] = field(default_factory=list)
+    outside_networks: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     clients: list[httpx.AsyncClient] = field(default_factory=list)
 
@@ -164,8 +176,11 @@ class Workload:
                 response = None
             if response is not None and response.status_code == 200:
                 self.state_reads += 1
-                problems = shared(state_allocations(response.json()))
+                body = response.json()
+                problems = shared(state_allocations(body))
                 self.state_problems += [f"replica {replica + 1} state: {p}" for p in problems]
+                outside = outside_live_networks(body)
+                self.outside_networks += [f"replica {replica + 1} state: {p}" for p in outside]
             await self._pause(0.5)
 
     async def probe(self, ip: str) -> float:
@@ -188,7 +203,52 @@ class Workload:
                 task.cancel()
             await asyncio.gather(*probes, return_exceptions=True)
 
+    async def operator(self) -> None:
+        """Adds a network, lets the agents work with it, deletes it (forced: agents hold blocks
+        of it), and again, through rotating replicas. Each action is retried until it has a
+        definite answer; a retry that finds it done (the first try took effect) counts as done."""
+        rng = random.Random(f"{self.seed}/operator")
+        turn = 0
+        while not self.stop.is_set():
+            body = CHURN_NETWORKS[turn % len(CHURN_NETWORKS)]
+            turn += 1
+            if await self._network(rng, "POST", "/overlay-master/networks", body, "network_exists"):
+                await self._pause(rng.uniform(1, 4) * self.think * 4)
+                path = f"/overlay-master/networks/{body['name']}"
+                await self._network(rng, "DELETE", path, None, "unknown_network")
+            await self._pause(rng.uniform(0.5, 2) * self.think * 4)
+
+    async def _network(
+        self, rng: random.Random, method: str, path: str, body: Any, done_reason: str
+    ) -> bool:
+        replica = rng.randrange(len(self.clients))
+        params = {"force": "true"} if method == "DELETE" else None
+        while not self.stop.is_set():
+            try:
+                response = await self.clients[replica].request(
+                    method, path, json=body, params=params, headers=self.auth
+                )
+            except httpx.HTTPError:
+                response = None
+            if response is not None and response.status_code in (200, 201):
+                self.network_changes += 1
+                return True
+            if response is not None and response.status_code in (404, 409):
+                if response.json().get("error") == done_reason:
+                    self.network_changes += 1  # a try whose outcome was unknown took effect
+                    return True
+                self.unexpected.append(f"network {method} {path}: {response.text[:200]}")
+                return False
+            if response is not None and response.status_code != 503:
+                self.unexpected.append(f"network {method} {path}: {response.text[:200]}")
+                return False
+            replica = (replica + 1) % len(self.clients)
+            await self._pause(rng.uniform(0.3, 1.0))
+        return False
+
     async def run_until_stopped(self) -> None:
         tasks = [asyncio.create_task(self.agent(ip)) for ip in agent_ips(self.agents)]
         tasks.append(asyncio.create_task(self.observer()))
+        if self.networks:
+            tasks.append(asyncio.create_task(self.operator()))
         await asyncio.gather(*tasks)

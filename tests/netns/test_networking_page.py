@@ -15,7 +15,7 @@ import pytest
 
 from tests.harness.browser import chromium, open_page
 from tests.netns.agents import World, running_world
-from tests.netns.topology import Bed, cni
+from tests.netns.topology import Bed, del_container
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed: scripts/bootstrap --dev"
@@ -63,7 +63,7 @@ def test_containers_of_real_agents_are_on_the_page(world: World, browser: Any) -
     expect(late).to_contain_text(c3.ip, timeout=SHOWS)
     expect(page.locator(f'tr[data-agent="{a3.ip}"] td').last).to_have_text("1")
     # removed with CNI DEL: gone from the page, the others stay
-    cni(world.bed, "DEL", c2.agent_ns, c2.ns, c2.conf, c2.id)
+    del_container(world.bed, c2)
     expect(page.locator(f'tr[data-container="{c2.id}"]')).to_have_count(0, timeout=SHOWS)
     expect(page.locator("tr[data-container]")).to_have_count(2)
     page.get_by_role("navigation").get_by_role("link", name="Networks").click()
