@@ -54,5 +54,6 @@ def test_chaos_run_finds_no_violation(seed: int, tmp_path: Path) -> None:
     report = json.loads((out / "report.json").read_text())
     assert report["violations"] == []
     assert report["ok"] > 500  # the workload really ran
+    assert report["network_changes"] >= 2  # and so did the network operator
     seen = {json.loads(line)["kind"] for line in (out / "faults.jsonl").read_text().splitlines()}
     assert seen == set(kinds), f"fault kinds not exercised: {set(kinds) - seen}"
