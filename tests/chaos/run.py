@@ -38,7 +38,8 @@ from tests.chaos.history import Allocation, Recorder, allocation
 from tests.chaos.nemesis import KINDS, Nemesis
 from tests.chaos.topology import Topology
 from tests.chaos.workload import Workload
-from tests.harness.cluster import ROOT, wait_until
+from tests.harness.cluster import ROOT
+from tests.waiting import wait_until
 
 HEAL_BOUND = 30.0  # a write must succeed this soon after the last fault is undone
 CONVERGE_BOUND = 60.0
@@ -223,7 +224,7 @@ def converge(cluster: NetnsCluster, report: checker.Report) -> list[bytes]:
         return bodies if len(revisions) == 1 and len(set(bodies)) == 1 else None
 
     try:
-        bodies: list[bytes] = wait_until(same, CONVERGE_BOUND, "identical replica states", 0.2)
+        bodies: list[bytes] = wait_until("identical replica states", same, CONVERGE_BOUND, 0.2)
         return bodies
     except AssertionError as e:
         report.violations.append(

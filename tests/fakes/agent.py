@@ -8,8 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
@@ -28,6 +27,7 @@ from tests.fakes.clock import VirtualClock
 from tests.fakes.firewall import FakeFirewall
 from tests.fakes.kernel import FakeKernel
 from tests.fakes.master import URLS, FakeMaster
+from tests.waiting import eventually
 
 ME = "192.0.2.11"
 RESYNC = 10.0
@@ -69,14 +69,6 @@ class World:
 def idle(world: World) -> bool:
     """No pass running or due (the loop's own flags: nothing public says it)."""
     return world.agent._busy_since is None and not world.agent._kick.is_set()
-
-
-async def eventually(what: str, check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.002)
 
 
 @contextlib.asynccontextmanager

@@ -12,13 +12,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = """\
@@ -41,25 +42,6 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     for s in sockets:
         s.close()
     return ports
-
-
-def wait_until(
-    condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05
-) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-            if value:
-                return value
-        except (httpx.HTTPError, OSError) as e:
-            last_error = e
-        time.sleep(interval)
-    raise AssertionError(
-        f"timed out after {timeout} s waiting for {what} (last error: {last_error})"
-    )
 
 
 @dataclass
@@ -153,7 +135,7 @@ class Cluster:
 
     def wait_ready(self, replicas: list[Replica] | None = None, timeout: float = 30) -> None:
         for r in replicas or self.replicas:
-            wait_until(lambda r=r: self._ready(r), timeout, f"replica {r.index + 1} ready")
+            wait_until(f"replica {r.index + 1} ready", lambda r=r: self._ready(r), timeout)
 
     def _ready(self, r: Replica) -> bool:
         if not r.alive:
@@ -196,7 +178,7 @@ class Cluster:
                     return r
             return None
 
-        found: Replica = wait_until(find, timeout, "a leader")
+        found: Replica = wait_until("a leader", find, timeout)
         return found
 
     def register(

@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from overlay_wire.contract import CLUSTER_PATH
-from tests.harness.cluster import running_cluster, wait_until
+from tests.harness.cluster import running_cluster
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +30,7 @@ def test_every_replica_sees_every_replica(tmp_path: Path) -> None:
             replicas = view(0)["replicas"]
             return isinstance(replicas, list) and all("http" in r for r in replicas)
 
-        wait_until(all_announced, 20, "every replica announced its URL")
+        wait_until("every replica announced its URL", all_announced, 20)
         for index, replica in enumerate(cluster.replicas):
             doc = view(index)
             assert doc["self"] == replica.raft

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from overlay_demo.leftovers import ProcessRecord, start_time
-from tests.harness.cluster import wait_until
 from tests.harness.demo import SCRIPT, DemoRun, command_lines_with, demo_flags
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +72,7 @@ def test_leftovers_are_ended_by_pid_and_only_if_the_pid_is_still_theirs(
     sleepers += [polite, stubborn, reused]
     # SIGTERM is ignored only once the shell has set its trap and become ``sleep``.
     comm = Path(f"/proc/{stubborn.pid}/comm")
-    wait_until(lambda: comm.read_text().strip() == "sleep", 10, "the stubborn sleeper")
+    wait_until("the stubborn sleeper", lambda: comm.read_text().strip() == "sleep", 10)
     record = ProcessRecord(tmp_path / "demo.pids")
     record.add(polite.pid)
     record.add(stubborn.pid)

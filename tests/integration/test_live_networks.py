@@ -15,8 +15,9 @@ import httpx
 import pytest
 
 from overlay_wire.contract import NETWORKS_PATH
-from tests.harness.cluster import Cluster, running_cluster, wait_until
+from tests.harness.cluster import Cluster, running_cluster
 from tests.integration.test_master_cluster import register_with_retry
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -89,7 +90,7 @@ def test_networks_added_during_a_storm_and_a_leader_kill_survive_a_full_restart(
         leader = cluster.leader()
         for t in storm[:60] + adds[:3]:
             t.start()
-        wait_until(lambda: len(added) >= 1 and len(registered) >= 20, 30, "the storm running")
+        wait_until("the storm running", lambda: len(added) >= 1 and len(registered) >= 20, 30)
         cluster.kill(leader)  # mid-add: the other adds and registrations are in flight
         for t in storm[60:] + adds[3:]:
             t.start()

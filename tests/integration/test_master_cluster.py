@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.harness.cluster import ROOT, Cluster, Replica, running_cluster, wait_until
+from tests.harness.cluster import ROOT, Cluster, Replica, running_cluster
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -118,7 +119,7 @@ def test_leader_kill_mid_registration_keeps_every_acknowledged_allocation(cluste
     threads = [threading.Thread(target=worker, args=(ip, n)) for n, ip in enumerate(ips)]
     for t in threads[:30]:
         t.start()
-    wait_until(lambda: len(acked) >= 10, 20, "some registrations acknowledged")
+    wait_until("some registrations acknowledged", lambda: len(acked) >= 10, 20)
     cluster.kill(leader)
     for t in threads[30:]:
         t.start()
@@ -172,7 +173,7 @@ def test_a_replica_started_with_a_different_config_keeps_the_logs_networks(
         assert cluster.register(cluster.replicas[0], "10.4.0.1").status_code == 200
         victim = cluster.replicas[2]
         wait_until(
-            lambda: cluster.state(victim, consistent=False).json()["agents"], 10, "replicated"
+            "replicated", lambda: cluster.state(victim, consistent=False).json()["agents"], 10
         )
         cluster.kill(victim, signal.SIGTERM)
         healthy = cluster.replicas[0]

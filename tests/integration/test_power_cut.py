@@ -17,8 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness.cluster import Cluster, wait_until
+from tests.harness.cluster import Cluster
 from tests.powercut.mount import PowerCutMount, available
+from tests.waiting import wait_until
 
 pytestmark = [
     pytest.mark.integration,
@@ -78,7 +79,7 @@ def lost_after_power_cut(cluster: Cluster, mounts: list[PowerCutMount]) -> tuple
     writer = threading.Thread(target=register_until, args=(cluster, stop, acked))
     writer.start()
     try:
-        wait_until(lambda: len(acked) >= 60, 60, "60 acknowledged registrations")
+        wait_until("60 acknowledged registrations", lambda: len(acked) >= 60, 60)
         power_cut_all(cluster, mounts)  # while registrations are still in flight
     finally:
         stop.set()

@@ -21,7 +21,8 @@ from typing import Any
 import httpx
 
 from tests.harness.cluster import ROOT, Cluster, free_ports, running_cluster
-from tests.netns.topology import Bed, Container, add_container, wait_for
+from tests.netns.topology import Bed, Container, add_container
+from tests.waiting import wait_until
 
 
 @dataclass
@@ -84,7 +85,7 @@ class World:
             assert agent.proc is not None and agent.proc.poll() is None, self.log(agent)
             return agent.ready()
 
-        wait_for(f"agent {agent.k} ready", ready, timeout=timeout, every=0.1)
+        wait_until(f"agent {agent.k} ready", ready, timeout=timeout, every=0.1)
 
     def log(self, agent: AgentProcess) -> str:
         return (self.bed.root / f"agent-{agent.k}.log").read_text()[-3000:]

@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from tests.netns.topology import Bed, sh, wait_for
+from tests.netns.topology import Bed, sh
+from tests.waiting import wait_until
 
 BUSYBOX = Path("/bin/busybox")
 IMAGE = "overlay-test/busybox:1"
@@ -122,7 +123,7 @@ def running_dockerd(bed: Bed, ns: str) -> Iterator[Dockerd]:
             assert proc.poll() is None, (bed.root / f"dockerd-{ns}.log").read_text()[-2000:]
             return daemon.cli("version", check=False).returncode == 0
 
-        wait_for(f"dockerd in {ns}", up, timeout=30, every=0.1)
+        wait_until(f"dockerd in {ns}", up, timeout=30, every=0.1)
         yield daemon
     finally:
         if proc.poll() is None:

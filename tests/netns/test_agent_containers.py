@@ -18,7 +18,8 @@ from overlay_agent.reconciler import Outcome
 from overlay_agent.view import agent_document
 from tests import statedoc
 from tests.netns.harness import LocalAgent, cluster, local_agent
-from tests.netns.topology import Bed, add_container, sh, wait_for
+from tests.netns.topology import Bed, add_container, sh
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.netns
 
@@ -121,7 +122,7 @@ def test_egress_is_masqueraded_and_container_to_container_keeps_its_source(
 
     answers: dict[str, str | None] = {}
     for host in ("192.0.2.1", c2.ip):
-        wait_for(
+        wait_until(
             f"an answer from {host}",
             lambda h=host: answers.update({h: seen_by(h)}) or answers[h] is not None,
         )

@@ -19,7 +19,8 @@ from tests.netns.harness import (
     neighbours,
     routes,
 )
-from tests.netns.topology import Bed, add_container, ipj, ping_check, sh, wait_for
+from tests.netns.topology import Bed, add_container, ipj, ping_check, sh
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.netns
 
@@ -79,7 +80,7 @@ def test_three_agents_program_kernel_and_containers_ping_over_vxlan(
         for dst in containers:
             if src is not dst:
                 assert dst.ip is not None
-                wait_for(f"{src.ns} -> {dst.ip}", ping_check(src.ns, dst.ip), timeout=5)
+                wait_until(f"{src.ns} -> {dst.ip}", ping_check(src.ns, dst.ip), timeout=5)
     probe = json.loads(
         sh(
             "ip", "netns", "exec", bed.underlay, "nft", "-j", "list", "table", "bridge", "probe"
@@ -126,6 +127,6 @@ def test_both_cni_forms_are_what_the_plugins_run_and_share_one_pool(bed: Bed) ->
         # the plugin found our bridge and kept its gateway: no second address, no new bridge
         (m,) = ipj(a1.ns, "-4", "addr", "show", "m-dcos")
         assert [x["local"] for x in m["addr_info"]] == ["9.0.0.1"]
-        wait_for("c1 -> c2 on one bridge", ping_check(c1.ns, "9.0.0.3"), timeout=5)
+        wait_until("c1 -> c2 on one bridge", ping_check(c1.ns, "9.0.0.3"), timeout=5)
     finally:
         a1.close()

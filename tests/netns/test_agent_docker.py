@@ -18,7 +18,8 @@ from tests.netns import dockerd
 from tests.netns.agents import AgentProcess, World
 from tests.netns.dockerd import Dockerd, running_dockerd
 from tests.netns.harness import LocalAgent, cluster, local_agent
-from tests.netns.topology import Bed, add_container, ipj, ping_check, sh, wait_for
+from tests.netns.topology import Bed, add_container, ipj, ping_check, sh
+from tests.waiting import wait_until
 
 pytestmark = [
     pytest.mark.netns,
@@ -223,8 +224,8 @@ def test_docker_container_and_cni_container_on_another_agent_ping_over_vxlan(
         )
         return done.returncode == 0
 
-    wait_for("docker container -> CNI container on agent 2", docker_pings, timeout=10)
-    wait_for("CNI container on agent 2 -> docker container", ping_check(c2.ns, ip), timeout=10)
+    wait_until("docker container -> CNI container on agent 2", docker_pings, timeout=10)
+    wait_until("CNI container on agent 2 -> docker container", ping_check(c2.ns, ip), timeout=10)
     assert sh("ip", "-n", world.a1.ns, "route", "get", "9.0.0.66").stdout.split()[2] == "44.128.0.2"
 
 
@@ -276,7 +277,7 @@ def test_agent_process_with_docker_host_and_real_masters(bed: Bed, tmp_path: Pat
                 (record,) = world.master_state()["agents"]
                 return [o.get("state", {}).get("status") for o in record["overlays"]]
 
-            wait_for("STATUS_OK on the masters", lambda: reported() == ["STATUS_OK"])
+            wait_until("STATUS_OK on the masters", lambda: reported() == ["STATUS_OK"])
             (record,) = world.master_state()["agents"]
             upper = record["overlays"][0]["docker_bridge"]["ip"]
             net = daemon.network("dcos")

@@ -17,7 +17,8 @@ from tests import statedoc
 from tests.netns import dockerd
 from tests.netns.dockerd import running_dockerd
 from tests.netns.harness import LocalAgent, fdb, local_agent, local_agents, neighbours
-from tests.netns.topology import Bed, add_container, ipj, ping_check, sh, wait_for
+from tests.netns.topology import Bed, add_container, ipj, ping_check, sh
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.netns
 
@@ -119,14 +120,14 @@ def test_ipv6_ping_and_tcp_between_both_halves_across_agents(bed: Bed) -> None:
             assert c1.ip6 is not None and c3.ip6 is not None
 
             # ping6: Mesos -> Mesos, Mesos -> Docker, Docker -> Mesos, each across VXLAN
-            wait_for("c1 -> c3 (IPv6)", ping_check(c1.ns, c3.ip6), timeout=10)
-            wait_for("c1 -> docker (IPv6)", ping_check(c1.ns, web), timeout=10)
+            wait_until("c1 -> c3 (IPv6)", ping_check(c1.ns, c3.ip6), timeout=10)
+            wait_until("c1 -> docker (IPv6)", ping_check(c1.ns, web), timeout=10)
 
             def docker_pings() -> bool:
                 ping = ("/bin/busybox", "ping", "-6", "-c", "1", "-W", "1", c3.ip6)
                 return daemon.cli("exec", "web", *ping, check=False).returncode == 0
 
-            wait_for("docker -> c3 (IPv6)", docker_pings, timeout=10)
+            wait_until("docker -> c3 (IPv6)", docker_pings, timeout=10)
 
             # TCP over IPv6: Mesos -> Docker (busybox httpd) and Docker -> Mesos (python)
             fetched = sh(
@@ -150,7 +151,7 @@ def test_ipv6_ping_and_tcp_between_both_halves_across_agents(bed: Bed) -> None:
                 done = daemon.cli("exec", "web", *get, check=False)
                 return done.returncode == 0 and done.stdout == "over ipv6\n"
 
-            wait_for("docker -> c3 over TCP/IPv6", docker_fetches, timeout=10)
+            wait_until("docker -> c3 over TCP/IPv6", docker_fetches, timeout=10)
             # the IPv6 traffic crossed agent 1's VTEP: the route is ours, via agent 2's VTEP
             route = sh("ip", "-n", agents[0].ns, "-6", "route", "get", web).stdout.split()
             assert route[route.index("via") + 1] == "fd01:a::2" and "vtep1024" in route

@@ -15,7 +15,8 @@ import pytest
 from tests.harness.cluster import Replica
 from tests.netns.agents import World, running_world
 from tests.netns.harness import delete_fdb_by_hand, expected_peer_objects, fdb, neighbours, routes
-from tests.netns.topology import Bed, del_container, ping_check, sh, wait_for
+from tests.netns.topology import Bed, del_container, ping_check, sh
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.netns
 
@@ -33,7 +34,7 @@ def test_cluster_with_real_masters_pings_reports_status_and_forgets_deleted_agen
     state = world.master_state()
     by_ip = {a["ip"]: a for a in state["agents"]}
     for a in agents:
-        wait_for(
+        wait_until(
             f"agent {a.k} status on the masters",
             lambda a=a: (
                 [o.get("state") for o in world.master_state()["agents"] if o["ip"] == a.ip][0:1]
@@ -56,7 +57,7 @@ def test_cluster_with_real_masters_pings_reports_status_and_forgets_deleted_agen
     for src in cs:
         for dst in cs:
             if src is not dst and dst.ip:
-                wait_for(f"{src.ns} -> {dst.ip}", ping_check(src.ns, dst.ip), timeout=5)
+                wait_until(f"{src.ns} -> {dst.ip}", ping_check(src.ns, dst.ip), timeout=5)
 
     replica = world.masters.replicas[1]
     answer = httpx.post(
@@ -67,7 +68,7 @@ def test_cluster_with_real_masters_pings_reports_status_and_forgets_deleted_agen
     )
     assert answer.status_code == 200, answer.text
     for a in agents[:2]:
-        wait_for(
+        wait_until(
             f"agent {a.k} to drop agent 3",
             lambda a=a: (
                 (routes(a.ns), neighbours(a.ns), fdb(a.ns))
@@ -83,7 +84,7 @@ def test_route_deleted_by_hand_comes_back_on_the_periodic_pass(world: World) -> 
     a1 = world.agents[0]
     sh("ip", "-n", a1.ns, "route", "del", "9.0.0.128/26")
     delete_fdb_by_hand(a1.ns, "70:b3:d5:80:00:03", world.bed.agent_ip(3))
-    wait_for(
+    wait_until(
         "the periodic pass to repair agent 1",
         lambda: (routes(a1.ns), fdb(a1.ns)) == expected_peer_objects(world.bed, 1, (1, 2, 3))[::2],
         timeout=10,
@@ -94,7 +95,7 @@ def test_agent_restart_while_containers_ping_loses_nothing(world: World) -> None
     a1, a2 = world.agents[0], world.agents[1]
     c1, c2 = world.container(a1, "c1"), world.container(a2, "c2")
     assert c2.ip is not None
-    wait_for("c1 -> c2", ping_check(c1.ns, c2.ip), timeout=5)
+    wait_until("c1 -> c2", ping_check(c1.ns, c2.ip), timeout=5)
     log = world.bed.root / "ping.log"
     ping = world.bed.start(
         "ip", "netns", "exec", c1.ns, "ping", "-i", "0.01", "-c", "1500", c2.ip, log=log
@@ -106,7 +107,7 @@ def test_agent_restart_while_containers_ping_loses_nothing(world: World) -> None
     assert ping.poll() is None, (
         "the ping ended before the restarted agent was ready: nothing was tested"
     )
-    wait_for("the ping to finish", lambda: ping.poll() is not None, timeout=60, every=0.2)
+    wait_until("the ping to finish", lambda: ping.poll() is not None, timeout=60, every=0.2)
     summary = log.read_text()
     assert re.search(r"1500 packets transmitted, 1500 received", summary), summary[-500:]
 
@@ -118,7 +119,7 @@ def test_masters_gone_keeps_the_data_plane_and_the_agent_retrying(world: World) 
     world.masters.stop_all()
     failures = a1.metric("overlay_agent_master_failures")
     passes = a1.metric('overlay_agent_reconciles_total{result="converged"}')
-    wait_for(
+    wait_until(
         "agent 1 to fail over a few times and keep reconciling",
         lambda: (
             a1.metric("overlay_agent_master_failures") >= failures + 2
@@ -150,14 +151,14 @@ def test_containers_show_on_every_master_and_survive_a_leader_kill(world: World)
 
     want = {(c1.id, a1.ip, c1.ip), (c2.id, a2.ip, c2.ip)}
     for replica in masters.replicas:
-        wait_for(f"the containers on {replica.url}", lambda r=replica: listed(r) == want)
+        wait_until(f"the containers on {replica.url}", lambda r=replica: listed(r) == want)
     masters.kill(masters.leader())
     survivors = [r for r in masters.replicas if r.alive]
     for replica in survivors:
-        wait_for("the containers after the kill", lambda r=replica: listed(r) == want)
+        wait_until("the containers after the kill", lambda r=replica: listed(r) == want)
     del_container(world.bed, c2)
     for replica in survivors:
-        wait_for(
+        wait_until(
             "the removed container gone",
             lambda r=replica: listed(r) == {(c1.id, a1.ip, c1.ip)},
             timeout=15,

@@ -19,7 +19,8 @@ from tests.netns.harness import (
     neighbours,
     routes,
 )
-from tests.netns.topology import Bed, add_container, ipj, ping_check, sh, wait_for
+from tests.netns.topology import Bed, add_container, ipj, ping_check, sh
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.netns
 
@@ -82,11 +83,11 @@ def test_pass_without_change_writes_nothing(bed: Bed, trio: list[LocalAgent]) ->
         return False
 
     # test-made marker changes bracket the pass: whatever the monitor prints between them is ours
-    wait_for("the monitor to see the first marker", primed, every=0.1)
+    wait_until("the monitor to see the first marker", primed, every=0.1)
     start = len(log.read_text().splitlines())
     outcome = a1.reconcile(cluster(bed))
     sh("ip", "-n", a1.ns, "route", "del", marker, "dev", "lo")
-    wait_for(
+    wait_until(
         "the monitor to see the second marker",
         lambda: f"Deleted {marker}" in "".join(log.read_text().splitlines()[start:]),
     )
@@ -100,7 +101,7 @@ def test_restart_adopts_everything_with_zero_writes(bed: Bed, trio: list[LocalAg
     c1 = add_container(bed, trio[0].ns, trio[0].conf(), "c1")
     c2 = add_container(bed, trio[1].ns, trio[1].conf(), "c2")
     assert c2.ip is not None
-    wait_for("c1 -> c2", ping_check(c1.ns, c2.ip), timeout=5)
+    wait_until("c1 -> c2", ping_check(c1.ns, c2.ip), timeout=5)
     trio[0].close()
     fresh = local_agent(bed, 1)
     try:
@@ -174,4 +175,4 @@ def test_a_second_overlay_gets_its_own_bridges_routes_and_cni_config(
     blue1 = add_container(bed, trio[0].ns, trio[0].conf("blue"), "b1")
     blue3 = add_container(bed, trio[2].ns, trio[2].conf("blue"), "b3")
     assert (blue1.ip, blue3.ip) == ("10.99.0.2", "10.99.0.34")
-    wait_for("b1 -> b3", ping_check(blue1.ns, "10.99.0.34"), timeout=5)
+    wait_until("b1 -> b3", ping_check(blue1.ns, "10.99.0.34"), timeout=5)

@@ -35,7 +35,8 @@ from tests.netns.harness import (
     network_routes,
     routes,
 )
-from tests.netns.topology import Bed, Container, add_container, ping_check, sh, wait_for
+from tests.netns.topology import Bed, Container, add_container, ping_check, sh
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.netns
 
@@ -133,7 +134,7 @@ def settle(what: str, problems: Callable[[], list[str]]) -> None:
         return not last
 
     try:
-        wait_for(what, done, timeout=CONVERGE)
+        wait_until(what, done, timeout=CONVERGE)
     except AssertionError as e:
         raise AssertionError(f"{e}; still: {', '.join(last)}") from None
 
@@ -154,7 +155,7 @@ def patch_apps(live: Live, check: str, **fields: Any) -> None:
     answer = live.world.master("PATCH", "/overlay-master/networks/apps", json=fields)
     assert answer.status == 200, answer.response.text
     for a in live.agents:
-        wait_for(
+        wait_until(
             f"agent {a.k}: {check}",
             lambda a=a: (check in elements(a.ns)["allowed4"]) == bool(fields.get("allow_from")),
             timeout=CONVERGE,
@@ -202,7 +203,7 @@ def blocked(live: Live, pairs: list[tuple[Container, Container]]) -> None:
 
 def connected(pairs: list[tuple[str, str]]) -> None:
     for src, dst in pairs:
-        wait_for(f"{src} -> {dst}", ping_check(src, dst), timeout=CONVERGE)
+        wait_until(f"{src} -> {dst}", ping_check(src, dst), timeout=CONVERGE)
 
 
 def serve(live: Live, ns: str, name: str) -> Path:
@@ -220,7 +221,7 @@ def ask(ns: str, host: str, *source: str) -> str | None:
 
 def answered(ns: str, host: str, *source: str) -> str:
     answers: list[str | None] = []
-    wait_for(
+    wait_until(
         f"{ns} -> {host}:7777",
         lambda: answers.append(ask(ns, host, *source)) or answers[-1] is not None,
         timeout=CONVERGE,
@@ -244,7 +245,7 @@ def quiet(agents: list[AgentProcess], passes: int = 3) -> dict[int, float]:
         since = next(p for p, w in mine if w == writes_now)
         return passes_now - since >= passes
 
-    wait_for(
+    wait_until(
         f"{passes} passes without a write on every agent",
         lambda: all([settled(a) for a in agents]),  # a list: sample every agent every time
         timeout=CONVERGE,
@@ -361,7 +362,7 @@ def test_a_disabled_network_stays_and_a_deleted_one_leaves_nothing(live: Live) -
     assert answer.status == 200 and answer.response.json()["enabled"] is False
     revision = int(answer.response.headers[REVISION_HEADER])
     for a in live.agents:
-        wait_for(
+        wait_until(
             f"agent {a.k} on revision {revision}",
             lambda a=a: a.metric("overlay_agent_revision") >= revision,
         )

@@ -14,7 +14,8 @@ from tests import statedoc
 from tests.netns import podman
 from tests.netns.harness import LocalAgent, local_agents
 from tests.netns.podman import IMAGE, PAGE, podman_in
-from tests.netns.topology import Bed, sh, wait_for
+from tests.netns.topology import Bed, sh
+from tests.waiting import wait_until
 
 pytestmark = [
     pytest.mark.netns,
@@ -64,9 +65,9 @@ def test_podman_runs_containers_on_the_overlay_with_published_ports(
             return done.returncode == 0 and (args[0] != "wget" or done.stdout == PAGE)
 
         for address in (web, web6):  # agent 2 -> agent 1 across VXLAN, each family
-            wait_for(f"ping {address}", lambda a=address: client("ping", "-c", "1", "-W", "1", a))
-        wait_for("HTTP to web", lambda: client("wget", "-q", "-O", "-", f"http://{web}/hello"))
-        wait_for(
+            wait_until(f"ping {address}", lambda a=address: client("ping", "-c", "1", "-W", "1", a))
+        wait_until("HTTP to web", lambda: client("wget", "-q", "-O", "-", f"http://{web}/hello"))
+        wait_until(
             "HTTP to web over IPv6",
             lambda: client("wget", "-q", "-O", "-", f"http://[{web6}]/hello"),
         )
@@ -82,7 +83,7 @@ def test_podman_runs_containers_on_the_overlay_with_published_ports(
             )
             return done.returncode == 0 and done.stdout == PAGE
 
-        wait_for("the published port", published, timeout=10)
+        wait_until("the published port", published, timeout=10)
 
         p1("rm", "--force", "--time", "0", "web")
         p2("rm", "--force", "--time", "0", "client")

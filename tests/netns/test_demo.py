@@ -19,7 +19,8 @@ import pytest
 from overlay_demo.hosts import leftover_namespaces
 from overlay_demo.leftovers import LOCK_DIR, ProcessRecord
 from tests.harness.demo import SCRIPT, DemoRun, command_lines_with, demo_flags
-from tests.netns.topology import sh, wait_for
+from tests.netns.topology import sh
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.netns
 
@@ -111,7 +112,7 @@ def test_scripts_run_shows_the_whole_system_and_ctrl_c_removes_it(
         masters = run.wait_line(MASTERS_LINE, 1).group(1).split()
         assert masters[0] == url.rstrip("/")
         for master in masters:
-            wait_for(f"the containers on {master}", lambda m=master: _listed(m) == printed)
+            wait_until(f"the containers on {master}", lambda m=master: _listed(m) == printed)
         assert f"  API token (for writes): {data / 'api-token'}" in run.lines
 
         assert run.interrupt(signal.SIGINT) == 0, run.output()
@@ -134,7 +135,7 @@ def test_start_up_that_fails_half_way_removes_what_it_made(
     command = [str(SCRIPT), *demo_flags(tmp_path / "data", prefix), "--network", "nosuch"]
     run = DemoRun.start(command, tmp_path)
     runs.append(run)
-    wait_for("the agents' namespaces", lambda: f"{prefix}a3" in leftover_namespaces(prefix), 120)
+    wait_until("the agents' namespaces", lambda: f"{prefix}a3" in leftover_namespaces(prefix), 120)
     run.follow_children()
     assert run.wait(120) == 1
     stderr = run.stderr.read_text()
@@ -155,7 +156,7 @@ def test_sigterm_during_start_up_removes_what_it_made(
         run.follow_children()
         return any("overlay_agent.cli" in line for line in command_lines_with(prefix))
 
-    wait_for("the first agent process", first_agent_up, 120)
+    wait_until("the first agent process", first_agent_up, 120)
     assert run.interrupt(signal.SIGTERM) == 1
     assert "SIGTERM during start-up" in run.stderr.read_text()
     assert_nothing_left(run, prefix, tmp_path, links)

@@ -14,7 +14,6 @@ import os
 import secrets
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,18 +38,6 @@ def ipj(ns: str, *args: str) -> Any:
     """``ip -n NS -j ARGS`` parsed (independent of pyroute2)."""
     out = sh("ip", "-n", ns, "-j", *args).stdout
     return json.loads(out) if out.strip() else []
-
-
-def wait_for(
-    what: str, check: Callable[[], bool], timeout: float = 10.0, every: float = 0.05
-) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if check():
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(every)
 
 
 @dataclass

@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from overlay_agent.api import create_app
-from tests.fakes.agent import ME, World, agent_ip, converged, eventually
+from tests.fakes.agent import ME, World, agent_ip, converged
 from tests.fakes.agent import fake_agent as world
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.unit
 

@@ -19,8 +19,9 @@ from overlay_agent.desired import Route
 from overlay_agent.loop import AgentLoop
 from overlay_agent.metrics import Metrics
 from overlay_agent.plan import ReplaceRoute
-from tests.fakes.agent import CAP, ME, RESYNC, World, agent_ip, converged, eventually
+from tests.fakes.agent import CAP, ME, RESYNC, World, agent_ip, converged
 from tests.fakes.agent import fake_agent as world
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.unit
 
