@@ -3,7 +3,7 @@
 Input is the document the masters serve (``{"network": {...}, "agents": [record, ...]}``, see
 docs/api.md); output is a ``DesiredNet`` of frozen values. Nothing here does I/O.
 
-Rules (DC/OS recipe, reference section 4, plus ours), for both families (dual stack):
+Rules (DC/OS recipe, docs/dcos-overlay.md "The agent's work", plus ours), for both families (dual stack):
 - one ``vtep1024`` (VNI 1024, our UDP port, learning off) with the VTEP MAC, ``vtep_ip/prefix``
   and, when the master gave one, ``vtep_ip6/prefix``; MTU = ``vtep_mtu`` if configured, else the
   underlay MTU minus 50 (the underlay is IPv4: the overhead is the same for both families);

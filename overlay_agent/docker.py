@@ -1,4 +1,5 @@
-"""Docker networks for the ``d-<name>`` bridges: DC/OS's "Docker step" (reference 3.4).
+"""Docker networks for the ``d-<name>`` bridges: DC/OS's "Docker step" (docs/dcos-overlay.md,
+"The agent's work").
 
 For every local overlay with a Docker bridge the agent keeps a Docker network named after the
 overlay: bridge driver, ``com.docker.network.bridge.name=d-<name>``, masquerade off (egress NAT

@@ -52,7 +52,7 @@ FAIL_NAMES = {v: k for k, v in vars(FAIL_REASON).items() if isinstance(v, int)}
 
 @dataclass(frozen=True)
 class RaftSettings:
-    """How this replica takes part in Raft (reference pysyncobj.md section 3.1)."""
+    """How this replica takes part in Raft (docs/pysyncobj.md, "Configuration we use")."""
 
     self_address: str
     peers: tuple[str, ...]

@@ -1,8 +1,8 @@
 """Elections that a rejoining replica cannot force: pre-vote and leader stickiness for PySyncObj.
 
-PySyncObj 0.3.17 has neither (reference pysyncobj.md 1.9-2): a replica that times out raises its
-term and asks for votes, and any replica that sees the higher term drops its leader, even when
-that leader is healthy. A replica that just started (after a crash, with a config the recovery
+PySyncObj 0.3.17 has neither (docs/pysyncobj.md, "Behaviour the design depends on"): a replica
+that times out raises its term and asks for votes, and any replica that sees the higher term drops
+its leader, even when that leader is healthy. A replica that just started (after a crash, with a config the recovery
 guard refuses, or with a stale log) times out before the leader's connection reaches it, so every
 restart could depose the leader (seen as ``assert 8 == 7`` in the recovery-guard test: the commit
 index moved by the new leader's no-op entry).

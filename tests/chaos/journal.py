@@ -3,7 +3,7 @@ earlier record boundary, the way a disk that lost written data (or, before the j
 synced, a crash losing the unsynced tail of PySyncObj's mmap'ed file) would leave it. Real power
 cuts, which lose only unsynced data, are ``tests.powercut``'s.
 
-The format (pysyncobj 0.3.17 ``journal.FileJournal``; reference pysyncobj.md 1.6): a 40-byte
+The format (pysyncobj 0.3.17 ``journal.FileJournal``; docs/pysyncobj.md, "Files"): a 40-byte
 header (name 24 B, version 8 B, format u32, offset of the end of the last record u32, all
 little-endian), then records ``u32 len | u64 idx | u64 term | command | u32 len`` where ``len``
 counts idx + term + command. Only the header's end offset says where the records stop, so a cut

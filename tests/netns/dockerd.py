@@ -1,5 +1,5 @@
-"""A real ``dockerd`` inside an agent namespace (reference: environment.md, "A Docker daemon per
-agent namespace"), driven and checked with the docker CLI, independent of the agent's client.
+"""A real ``dockerd`` inside an agent namespace (docs/test-environment.md, "A Docker daemon
+inside an agent namespace"), driven and checked with the docker CLI, independent of the agent's client.
 
 ``nsenter --net`` puts the daemon in the agent's network namespace; ``unshare --mount`` gives it
 a private mount namespace (``ip netns exec`` would remount /sys and hide the cgroups dockerd

@@ -1,7 +1,6 @@
 """A real container runtime from Debian that reads CNI configuration lists: ``podman`` (4.3, its
 CNI network backend) running containers in an agent namespace, on the networks the agent wrote
-into its own CNI directory (reference: environment.md, "Container runtimes inside an agent
-namespace").
+into its own CNI directory (docs/test-environment.md, "Container runtimes").
 
 ``nsenter --net`` puts podman (and so the CNI plugins it runs) in the agent's namespace; the
 bridge and portmap plugins then work there, and each container gets a namespace of its own.
