@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network, IPv6Network, ip_network
@@ -291,6 +292,14 @@ class Docker:
         self.host = host
         self.writes = 0
         self._http = http if http is not None else client(host)
+        # A unix socket that is not there is refused before connecting: clearer than httpx's
+        # error, and httpcore leaves the socket of a failed unix connect for the GC to close.
+        unix = http is None and host.startswith("unix://")  # (a given client has its transport)
+        self._socket = host.removeprefix("unix://") if unix else None
+
+    def _reachable(self, what: str) -> None:
+        if self._socket is not None and not os.path.exists(self._socket):
+            raise DockerError(f"{what}: cannot reach Docker at {self.host}: no such socket")
 
     def close(self) -> None:
         self._http.close()
@@ -308,6 +317,7 @@ class Docker:
         """The ``Containers`` map of network ``name`` (``GET /networks/<name>``); empty if Docker
         has no such network."""
         what = f"inspecting network {name}"
+        self._reachable(what)
         try:
             answer = self._http.request("GET", f"/networks/{name}", timeout=LIST_TIMEOUT)
         except httpx.HTTPError as e:
@@ -379,6 +389,7 @@ class Docker:
     def _call(
         self, method: str, path: str, what: str, body: Any = None, timeout: float = TIMEOUT
     ) -> Any:
+        self._reachable(what)
         try:
             answer = self._http.request(method, path, json=body, timeout=timeout)
         except httpx.TimeoutException as e:
