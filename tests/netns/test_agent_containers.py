@@ -3,13 +3,14 @@ egress masquerade to the underlay, no NAT between containers."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from fastapi.testclient import TestClient
 
 from overlay_agent.api import create_app
 from overlay_agent.cluster import ClusterState
@@ -71,16 +72,23 @@ def test_exhaustion_gives_plugin_error_and_endpoint_shows_used_equals_total(
     assert "no IP addresses available" in extra.error
 
     state = ClusterState.from_document(doc, a1.revision)
-    client = TestClient(create_app(View(a1, state, outcome)))
-    body = client.get("/overlay-agent/overlay").json()
+    app = create_app(View(a1, state, outcome))
+
+    async def ask() -> tuple[dict[str, Any], str, int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://agent") as client:
+            body = (await client.get("/overlay-agent/overlay")).json()
+            metrics = (await client.get("/metrics")).text
+            return body, metrics, (await client.get("/readyz")).status_code
+
+    body, metrics, ready = asyncio.run(ask())
     (overlay,) = body["overlays"]
     assert overlay["state"] == {"status": "STATUS_OK"}
     capacity = overlay["mesos_bridge"]["capacity"]
     assert (capacity["total"], capacity["used"], capacity["free"]) == (5, 5, 0)
     assert sorted(capacity["addresses"]) == sorted(c.ip for c in placed)
-    metrics = client.get("/metrics").text
     assert 'overlay_agent_bridge_addresses{bridge="m-dcos",kind="free"} 0.0' in metrics
-    assert client.get("/readyz").status_code == 200
+    assert ready == 200
 
 
 def test_egress_is_masqueraded_and_container_to_container_keeps_its_source(
