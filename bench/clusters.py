@@ -21,7 +21,8 @@ from typing import Any
 import httpx
 
 from bench import processes
-from tests.harness.cluster import Cluster, Replica, free_ports, wait_until
+from tests.harness.cluster import Cluster, Replica, free_ports
+from tests.waiting import wait_until
 
 # DC/OS 1.11's default overlay config: `dcos` (IPv4) and `dcos6` (IPv6), VTEPs from a /20 (4,094).
 TWO_OVERLAYS = """\
@@ -144,7 +145,7 @@ class RawCluster:
     def start_all(self) -> None:
         for r in self.replicas:
             self.start(r)
-        wait_until(self.stable, 30, "raw cluster stable")
+        wait_until("raw cluster stable", self.stable, 30)
 
     def kill(self, replica: RawReplica) -> None:
         assert replica.proc is not None
@@ -179,7 +180,7 @@ class RawCluster:
                     return r
             return None
 
-        found: RawReplica = wait_until(find, 15, "a raw leader")
+        found: RawReplica = wait_until("a raw leader", find, 15)
         return found
 
 

@@ -27,7 +27,8 @@ from fastapi.responses import Response
 
 from bench import processes
 from overlay_master.serve import _bind_http
-from tests.harness.cluster import free_ports, wait_until
+from tests.harness.cluster import free_ports
+from tests.waiting import wait_until
 
 
 class Revisions:
@@ -96,9 +97,9 @@ def launch(body: Path, delta: Path | None = None) -> tuple[str, subprocess.Popen
     proc = processes.spawn(argv + (["--delta", str(delta)] if delta else []))
     try:
         wait_until(
+            "the floor endpoint",
             lambda: httpx.get(f"http://{address}/floor", timeout=5).status_code == 200,
             30,
-            "the floor endpoint",
         )
     except BaseException:
         processes.stop(proc)
