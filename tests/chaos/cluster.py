@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import httpx
 
 from tests.chaos.topology import HTTP_PORT, RAFT_PORT, REPLICAS, Topology, replica_ip
-from tests.harness.cluster import ROOT, Cluster, Replica
+from tests.harness.cluster import Cluster, Replica
 from tests.powercut.mount import PowerCutMount
 
 CONFIG = """\
@@ -80,17 +79,11 @@ class NetnsCluster(Cluster):
         inner = super().command(replica, config, password)
         return ["ip", "netns", "exec", self.topology.replica_ns(replica.index), *inner]
 
+    own_session = True  # a power cut kills the whole group (a forked snapshot child too)
+
     def start(self, replica: Replica, **kwargs: Any) -> None:
-        assert not replica.alive
-        with replica.log.open("ab") as log:
-            replica.proc = subprocess.Popen(
-                self.command(replica, **kwargs),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
-                start_new_session=True,
-            )
+        super().start(replica, **kwargs)
+        assert replica.proc is not None
         self.pid_file(replica).write_text(str(replica.proc.pid))
 
     def mount_all(self) -> None:

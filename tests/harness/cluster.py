@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +118,8 @@ class Cluster:
             *self.extra_args,
         ]
 
+    own_session = False  # a process group of its own per replica (killed as one)
+
     def start(self, replica: Replica, **kwargs: Any) -> None:
         assert not replica.alive
         with replica.log.open("ab") as log:
@@ -126,6 +129,7 @@ class Cluster:
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
                 env={**os.environ, "PYTHONPATH": str(ROOT)},
+                start_new_session=self.own_session,
             )
 
     def start_all(self) -> None:
@@ -180,6 +184,38 @@ class Cluster:
 
         found: Replica = wait_until("a leader", find, timeout)
         return found
+
+    def write_until_answered(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        deadline: float,
+        start: int = 0,
+        already_done: str | None = None,
+    ) -> httpx.Response:
+        """What a real client does with a write: try replicas in turn, retrying on 503 and on
+        no answer (outcome unknown) until a definite answer. An answer whose reason is
+        ``already_done`` means an earlier try took effect; it is returned like a success."""
+        attempt = start
+        while time.monotonic() < deadline:
+            replica = self.replicas[attempt % len(self.replicas)]
+            attempt += 1
+            if not replica.alive:
+                continue
+            try:
+                answer = httpx.request(
+                    method, f"{replica.url}{path}", json=body, headers=self.auth, timeout=8
+                )
+            except httpx.HTTPError:
+                continue
+            if answer.status_code < 300:
+                return answer
+            if already_done is not None and answer.json().get("error") == already_done:
+                return answer
+            assert answer.status_code == 503, answer.text
+            time.sleep(0.1)
+        raise AssertionError(f"{method} {path} got no definite answer before the deadline")
 
     def register(
         self, replica: Replica, ip: str, bridges: bool = True, timeout: float = 10

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from overlay_wire.contract import NETWORKS_PATH
@@ -30,25 +29,10 @@ def add_with_retry(cluster: Cluster, body: dict[str, Any], deadline: float, star
     """Add a network as an operator's tool would: retry unknown outcomes (503, no answer).
 
     A retry of an add that was applied meets ``network_exists``: the add is then acknowledged."""
-    attempt = start
-    while time.monotonic() < deadline:
-        replica = cluster.replicas[attempt % 3]
-        attempt += 1
-        if not replica.alive:
-            continue
-        try:
-            answer = httpx.post(
-                f"{replica.url}{NETWORKS_PATH}", json=body, headers=cluster.auth, timeout=8
-            )
-        except httpx.HTTPError:
-            continue
-        if answer.status_code == 201:
-            return "added"
-        if answer.status_code == 409 and answer.json()["error"] == "network_exists":
-            return "existed"
-        assert answer.status_code == 503, answer.text
-        time.sleep(0.1)
-    raise AssertionError(f"network {body['name']} could not be added before the deadline")
+    answer = cluster.write_until_answered(
+        "POST", NETWORKS_PATH, body, deadline, start, already_done="network_exists"
+    )
+    return "added" if answer.status_code == 201 else "existed"
 
 
 def check_blocks(state: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from overlay_wire.contract import AGENTS_PATH
 from tests.harness.cluster import ROOT, Cluster, Replica, running_cluster
 from tests.waiting import wait_until
 
@@ -33,22 +34,23 @@ def register_with_retry(
     cluster: Cluster, ip: str, deadline: float, start: int = 0
 ) -> dict[str, Any]:
     """What a real agent does: try replicas in turn, retrying on 503 and connection errors."""
-    attempt = start
-    while time.monotonic() < deadline:
-        replica = cluster.replicas[attempt % 3]
-        attempt += 1
-        if not replica.alive:
-            continue
-        try:
-            response = cluster.register(replica, ip, timeout=8)
-        except httpx.HTTPError:
-            continue
-        if response.status_code == 200:
-            body: dict[str, Any] = response.json()
-            return body
-        assert response.status_code == 503, response.text
-        time.sleep(0.1)
-    raise AssertionError(f"{ip} could not register before the deadline")
+    body = {"ip": ip, "mesos_bridge": True, "docker_bridge": True}
+    answer = cluster.write_until_answered("POST", AGENTS_PATH, body, deadline, start)
+    assert answer.status_code == 200, answer.text
+    record: dict[str, Any] = answer.json()
+    return record
+
+
+def check_config(path: Path, url: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "overlay_master.cli", "check-config", str(path)]
+    return subprocess.run(
+        [*command, "--against", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )
 
 
 def commit_index(replica: Replica) -> int:
@@ -197,40 +199,10 @@ def test_a_replica_started_with_a_different_config_keeps_the_logs_networks(
         assert commit_index(healthy) == log_length
         assert cluster.state(healthy, consistent=False).content == before
         assert cluster.state(victim).content == before
-        check = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "overlay_master.cli",
-                "check-config",
-                str(changed),
-                "--against",
-                victim.url,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=ROOT,
-            check=False,
-        )
+        check = check_config(changed, victim.url)
         assert check.returncode == 1, check.stderr
         assert "network extra: in the log, not in the file" in check.stdout
-        same = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "overlay_master.cli",
-                "check-config",
-                str(cluster.config),
-                "--against",
-                victim.url,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=ROOT,
-            check=False,
-        )
+        same = check_config(cluster.config, victim.url)
         assert same.returncode == 0 and "matches the log" in same.stdout, same
 
 
