@@ -284,6 +284,12 @@ def _route(
     )
 
 
+def forget_parsed() -> None:
+    """Empty the memos, as in a fresh process (benchmarks of a first pass use this)."""
+    _neighbour.cache_clear()
+    _route.cache_clear()
+
+
 # -- requests (the ``ip``/``bridge`` equivalents are in each docstring) ----------------------
 
 
