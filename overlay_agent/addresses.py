@@ -99,7 +99,8 @@ _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _DOTTED = re.compile(r"\.".join([_OCTET] * 4))
 _CIDR = re.compile(r"\.".join([_OCTET] * 4) + r"/(3[0-2]|[12]?[0-9])")
 _CIDR6 = re.compile(r"([0-9a-fA-F:]+)/(12[0-8]|1[01][0-9]|[1-9]?[0-9])")
-_HEXTET = re.compile(r"[0-9a-fA-F]{1,4}")
+_HEXTETS = r"[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{1,4})*"
+_GROUPS6 = re.compile(rf"({_HEXTETS})?(::({_HEXTETS})?)?")
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", re.IGNORECASE)
 _MASKS6 = _masks(128)
 
@@ -112,22 +113,17 @@ def _dotted(groups: tuple[str | Any, ...]) -> int:
 def _hextets(text: str) -> int | None:
     """The value of an IPv6 address written as hex groups with at most one ``::``; None for
     any other form (left to ``ipaddress``)."""
-    head, gap, tail = text.partition("::")
+    found = _GROUPS6.fullmatch(text)
+    if found is None:
+        return None
+    head, gap, tail = found.groups()
     high = head.split(":") if head else []
     low = tail.split(":") if tail else []
-    if len(high) + len(low) > (7 if gap else 8) or (not gap and len(high) != 8):
+    missing = 8 - len(high) - len(low)
+    if missing < 1 if gap else missing != 0:
         return None
-    value = 0
-    for part in high:
-        if not _HEXTET.fullmatch(part):
-            return None
-        value = value << 16 | int(part, 16)
-    value <<= 16 * (8 - len(high) - len(low))
-    for part in low:
-        if not _HEXTET.fullmatch(part):
-            return None
-        value = value << 16 | int(part, 16)
-    return value
+    digits = "".join(p.zfill(4) for p in high) + "0000" * missing
+    return int(digits + "".join(p.zfill(4) for p in low), 16)
 
 
 def ipv4(text: object) -> IPv4Address | None:

@@ -1,5 +1,5 @@
 """The agent's kernel edge: ``Kernel.observe()`` and ``Kernel.apply_all(ops)`` (the only module
-importing pyroute2, and the only user of ``netlink_bulk``).
+importing pyroute2, and the only user of ``netlink_bulk`` and ``rtnetlink``).
 
 A ``Kernel`` programs one network namespace (``--netns``) or, without one, the namespace the
 agent runs in. It is not thread-safe: the reconciler drives it from a single worker thread (which
@@ -31,6 +31,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from overlay_agent import netlink_bulk as bulk
+from overlay_agent import rtnetlink as rt
 from overlay_agent.desired import Interface
 from overlay_agent.errors import KernelError
 from overlay_agent.netns import NETNS_DIR, inside
@@ -334,20 +335,20 @@ _TOLERATED: dict[type, tuple[int, ...]] = {
 }
 
 
-def _request(op: PeerOperation, vtep: int) -> bulk.Request:
+def _request(op: PeerOperation, vtep: int) -> rt.Request:
     match op:
         case ReplaceFdb(e):
-            return bulk.replace_fdb(vtep, e.mac, e.dst)
+            return rt.replace_fdb(vtep, e.mac, e.dst)
         case ReplaceNeighbour(n):
-            return bulk.replace_neighbour(vtep, n.ip, n.mac)
+            return rt.replace_neighbour(vtep, n.ip, n.mac)
         case ReplaceRoute(r):
-            return bulk.replace_route(r.dst, r.via, vtep, MAIN_TABLE, ROUTE_PROTO)
+            return rt.replace_route(r.dst, r.via, vtep, MAIN_TABLE, ROUTE_PROTO)
         case DeleteRoute(r):
-            return bulk.delete_route(r.dst, MAIN_TABLE, ROUTE_PROTO)
+            return rt.delete_route(r.dst, MAIN_TABLE, ROUTE_PROTO)
         case DeleteNeighbour(ip):
-            return bulk.delete_neighbour(vtep, ip)
+            return rt.delete_neighbour(vtep, ip)
         case DeleteFdb(mac, dst):
-            return bulk.delete_fdb(vtep, mac, dst)
+            return rt.delete_fdb(vtep, mac, dst)
         case _:
             assert_never(op)
 
