@@ -288,6 +288,7 @@ def report_rate(ctx: Context, live: Live, raw: RawCluster) -> Row:
     if errors:
         raise AssertionError(f"{errors} container reports failed: {ours[0]['first_errors']}")
     ratio = stats.median([s["rate"] for s in ours]) / stats.median([s["rate"] for s in base])
+    cpu = [stats.median([s["server_cpu_per_write"] for s in runs]) for runs in (ours, base)]
     return Row(
         "live.reports",
         f"container reports the masters take: {CLIENTS} clients, {live.agents:,} agents, "
@@ -298,8 +299,9 @@ def report_rate(ctx: Context, live: Live, raw: RawCluster) -> Row:
         f"at least {REPORT_TARGET}x raw",
         ratio >= REPORT_TARGET,
         notes="Each report is a new list for one agent (a container whose ID changes), so each "
-        "is a log entry; segments alternate with raw PySyncObj counter increments. Per-request "
-        "latency p50/p99: "
+        "is a log entry; segments alternate with raw PySyncObj counter increments. CPU time of "
+        f"the three servers per write: masters {stats.seconds(cpu[0])}, raw "
+        f"{stats.seconds(cpu[1])} ({cpu[0] / cpu[1]:.1f}x). Per-request latency p50/p99: "
         + ", ".join(f"{stats.seconds(s['p50'])}/{stats.seconds(s['p99'])}" for s in ours)
         + ".",
     )
