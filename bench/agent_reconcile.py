@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import gc
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -102,6 +103,16 @@ def timed(call: Callable[[], T]) -> tuple[float, T]:
     return time.perf_counter() - start, result
 
 
+def cpu() -> float:
+    """CPU seconds of this process and its finished children (user + system): unlike wall time,
+    barely moved by other work on the machine."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def fresh_process() -> None:
     """What a newly started agent has: no parser memos, no garbage of earlier runs."""
     forget_parsed()
@@ -113,6 +124,7 @@ def fresh_process() -> None:
 class AgentRun:
     cold: float
     cold_writes: int
+    cold_cpu: float = 0.0
     idle: list[float] = field(default_factory=list)
     idle_writes: int = 0
     removed: float = 0.0
@@ -135,10 +147,12 @@ def agent_run(bed: Bed, peers: int, run: int, dual: bool = False) -> AgentRun:
     try:
         reconciler = Reconciler(settings, kernel, Firewall(ns))
         fresh_process()
+        cpu_before = cpu()
         seconds, cold = timed(lambda: reconciler.reconcile(parsed(body, 1)))
+        cpu_used = cpu() - cpu_before
         assert cold.converged, cold
         check_objects(ns, peers, dual)
-        result = AgentRun(seconds, cold.writes)
+        result = AgentRun(seconds, cold.writes, cpu_used)
         full = parsed(body, 1)
         for _ in range(IDLE_PASSES):
             seconds, idle = timed(lambda: reconciler.reconcile(full))
@@ -218,7 +232,8 @@ def batch_files(root: Path, peers: int, dual: bool) -> tuple[Path, Path, Path]:
     return paths
 
 
-def batch_run(bed: Bed, peers: int, run: int, dual: bool = False) -> float:
+def batch_run(bed: Bed, peers: int, run: int, dual: bool = False) -> tuple[float, float]:
+    """Seconds and CPU seconds (the three tools' included)."""
     ns = namespace(bed, f"batch{peers}-{run}{'-6' if dual else ''}")
     ip, fdb, nft = batch_files(bed.root, peers, dual)
     forwarding = [Path("/proc/sys/net/ipv4/ip_forward")]
@@ -226,21 +241,27 @@ def batch_run(bed: Bed, peers: int, run: int, dual: bool = False) -> float:
         forwarding.append(Path("/proc/sys/net/ipv6/conf/all/forwarding"))
     try:
         with inside(ns):
+            cpu_before = cpu()
             start = time.perf_counter()
             for argv in (["ip", "-batch", ip], ["bridge", "-batch", fdb], ["nft", "-f", nft]):
                 subprocess.run(argv, check=True, capture_output=True, timeout=60)
             for path in forwarding:
                 path.write_text("1")
             seconds = time.perf_counter() - start
+            cpu_used = cpu() - cpu_before
         check_objects(ns, peers, dual)
     finally:
         drop(bed, ns)
-    return seconds
+    return seconds, cpu_used
 
 
 def rows_for(
-    peers: int, agents: list[AgentRun], batches: list[float], dual: bool = False
+    peers: int, agents: list[AgentRun], timed_batches: list[tuple[float, float]], dual: bool = False
 ) -> list[dict[str, Any]]:
+    batches = [seconds for seconds, _ in timed_batches]
+    cpu_ratio = stats.median([a.cold_cpu for a in agents]) / stats.median(
+        [used for _, used in timed_batches]
+    )
     cold = [a.cold for a in agents]
     idle = [t for a in agents for t in a.idle]
     # Each run's pair ran back to back: the median of their ratios cancels slow moments.
@@ -264,7 +285,11 @@ def rows_for(
             "met": ratio <= COLD_TARGET,
             "notes": "Agent/baseline per run, back to back, which one first alternating: "
             + ", ".join(f"{a:.3f}/{b:.3f} s" for a, b in zip(cold, batches, strict=True))
-            + f" (ratio of the medians {stats.median(cold) / stats.median(batches):.2f}x). "
+            + f" (ratio of the medians {stats.median(cold) / stats.median(batches):.2f}x). CPU "
+            f"time (user + system, the tools' included): agent "
+            f"{stats.seconds(stats.median([a.cold_cpu for a in agents]))}, baseline "
+            f"{stats.seconds(stats.median([used for _, used in timed_batches]))} "
+            f"({cpu_ratio:.2f}x). "
             "The agent's time includes json.loads of the document and building the cluster "
             "state; the baseline's three processes start inside the namespace.",
         },
@@ -294,14 +319,14 @@ def rows_for(
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
     rows = []
-    runs = 3 if quick else 5
-    sizes = [(1000, False), (1000, True)]
+    # (peers, dual stack, runs): more runs where a run is short and noise weighs more
+    sizes = [(1000, False, 3), (1000, True, 3)]
     if not quick:
-        sizes += [(4093, False), (4093, True)]
+        sizes = [(1000, False, 7), (1000, True, 7), (4093, False, 5), (4093, True, 5)]
     with tempfile.TemporaryDirectory(prefix="agent-bench-") as tmp:
         bed = Bed(root=Path(tmp))
         try:
-            for peers, dual in sizes:
+            for peers, dual, runs in sizes:
                 agents, batches = [], []
                 for k in range(runs):
                     if k % 2:  # alternate which goes first
