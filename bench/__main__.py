@@ -12,6 +12,7 @@ import argparse
 import atexit
 import datetime
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -27,21 +28,25 @@ from bench import (
     convergence,
     failover,
     footprint,
+    live,
     processes,
     state_endpoint,
     throughput,
 )
 from bench.context import FULL, QUICK, Context
-from bench.report import Row, markdown, text_table
+from bench.report import Row, commit, markdown, text_table
 
 HERE = Path(__file__).resolve().parent
-# In run order: throughput starts and fills the main cluster that the three after it reuse.
+# In run order: throughput starts and fills the main cluster that convergence, state and
+# footprint reuse (footprint last: it restarts the cluster). A new benchmark is one more entry:
+# a module with ``run(ctx) -> list[Row]`` (and a docstring, which the report prints).
 BENCHMARKS: dict[str, ModuleType] = {
     "allocator": allocator_bench,
     "failover": failover,
     "throughput": throughput,
     "convergence": convergence,
     "state": state_endpoint,
+    "live": live,
     "footprint": footprint,
 }
 
@@ -79,7 +84,15 @@ def run_one(name: str, call: Callable[[], list[Row]]) -> list[Row]:
         rows = [Row.from_any(r) for r in call()]
     except Exception as e:  # noqa: BLE001 -- one failed benchmark must not hide the others
         traceback.print_exc()
-        rows = [Row(f"error.{name}", f"{name}: FAILED", f"{type(e).__name__}: {e}", met=False)]
+        rows = [
+            Row(
+                f"error.{name}",
+                f"{name}: FAILED",
+                f"{type(e).__name__}: {e}",
+                target="runs to completion",
+                met=False,
+            )
+        ]
     print(f"bench: {name} done in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
     return rows
 
@@ -119,6 +132,8 @@ def main(argv: list[str]) -> int:
     processes.raise_open_files()
     started_at = datetime.datetime.now(datetime.UTC)
     started = time.monotonic()
+    load_before = os.getloadavg()[0]
+    measured = commit(HERE.parent)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="overlay-bench-") as workdir:
         ctx = Context(args.quick, Path(workdir), QUICK if args.quick else FULL)
@@ -140,7 +155,9 @@ def main(argv: list[str]) -> int:
         Path(args.json).write_text(json.dumps([r.plain() for r in rows], indent=1))
     if output:
         findings = (HERE / "findings.md").read_text() if (HERE / "findings.md").exists() else ""
-        Path(output).write_text(markdown(rows, argv, started_at, elapsed, methodology(), findings))
+        load = f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+        text = markdown(rows, argv, started_at, elapsed, methodology(), findings, measured, load)
+        Path(output).write_text(text)
         print(f"wrote {output}", file=sys.stderr)
     return 1 if any(r.key.startswith("error.") for r in rows) else 0
 

@@ -177,19 +177,30 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 def row(s: Series, seconds: int, repeats: int, minutes: float) -> dict[str, Any]:
     overlay = median([o for o, _ in s.runs])
     underlay = median([u for _, u in s.runs])
-    ratio = median(s.ratios)
+    ratios = s.ratios
+    ratio = median(ratios)
     streams = "1 stream" if s.streams == 1 else f"{s.streams} streams (one iperf3 per core)"
     extra = ", VXLAN UDP not tracked (notrack)" if s.notrack else ""
+    judged = s.streams == 1 and not s.notrack
+    if judged:
+        target = f">= {TARGET}x the underlay (issue 13)"
+    elif s.notrack:
+        target = "none: a lever measured next to the agent's table, which does not apply it"
+    else:
+        target = (
+            "none: both cores busy with iperf3, so this is the cost per byte on a CPU-bound host"
+        )
     return {
         "key": f"agent_overlay_throughput_{s.family.lower()}_{s.streams}"
         + ("_notrack" if s.notrack else ""),
         "benchmark": f"container-to-container TCP over VXLAN, {s.family}, iperf3 {streams}"
         f"{extra}, {repeats} repeats of {seconds} s",
-        "result": f"median {overlay:.1f} Gbit/s",
+        "result": f"median {overlay:.1f} Gbit/s; ratio per repeat {min(ratios):.2f}x to "
+        f"{max(ratios):.2f}x",
         "baseline": f"underlay veth {s.family}: median {underlay:.1f} Gbit/s",
-        "ratio": f"{ratio:.2f}x",
-        "target": f">= {TARGET}x" if s.streams == 1 and not s.notrack else "",
-        "met": ratio >= TARGET if s.streams == 1 and not s.notrack else None,
+        "ratio": f"{ratio:.2f}x (median of the repeats' ratios)",
+        "target": target,
+        "met": ratio >= TARGET if judged else None,
         "notes": "ratio per repeat (overlay/underlay, back to back): "
         + ", ".join(f"{o:.1f}/{u:.1f} = {o / u:.2f}" for o, u in s.runs)
         + f". Overlay MTU 1450 (underlay 1500 - 50); the whole series took {minutes:.1f} min "

@@ -19,6 +19,8 @@ from overlay_master import allocator
 from overlay_master.config import default_network
 from overlay_master.network import to_plain
 
+TOTAL_TARGET = 1.0
+
 
 @dataclass(frozen=True)
 class Walk:
@@ -63,22 +65,22 @@ def run(ctx: Context) -> list[Row]:
     m = len(large.each)
     large_ratio = large.each[-1] / stats.percentile(large.each, 50)
     last_ratio = stats.median(last) / stats.median(p50s)
-    runs = f"{len(walks)} runs"
     return [
         Row(
             "alloc.total",
-            f"allocator: register {n:,} agents, default config ({runs})",
-            f"total median {stats.seconds(stats.median(totals))}, worst "
-            f"{stats.seconds(max(totals))}; per command p50 {stats.seconds(stats.median(p50s))}, "
+            f"allocator: register {n:,} agents, default config",
+            f"total {stats.spread(totals)}; per command p50 {stats.seconds(stats.median(p50s))}, "
             f"p99 {stats.seconds(stats.median(p99s))} (worst run {stats.seconds(max(p99s))})",
+            target=f"total under {TOTAL_TARGET:g} s (issue 2: well under a second)",
+            met=stats.median(totals) < TOTAL_TARGET,
             notes="Pure `ClusterState.apply` in the runner process, each command timed alone "
             "(perf_counter_ns); every command checked to be `Registered`, and the next one "
             "checked to be rejected (`vtep_exhausted`).",
         ),
         Row(
             "alloc.last",
-            f"allocator: the {n:,}th registration alone ({runs})",
-            f"median {stats.seconds(stats.median(last))}, worst {stats.seconds(max(last))}",
+            f"allocator: the {n:,}th registration alone",
+            stats.spread(last),
             f"median registration {stats.seconds(stats.median(p50s))}; "
             f"first half median {stats.seconds(stats.median(first_half))}",
             f"{last_ratio:.2f}x",

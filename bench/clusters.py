@@ -100,6 +100,7 @@ class RawReplica:
 @dataclass
 class RawCluster:
     root: Path
+    batch: bool = False  # PySyncObj's own batching (appendEntriesUseBatch)
     password: str = "test-raft-password-0123456789"
     host: str = "127.0.0.1"
     replicas: list[RawReplica] = field(default_factory=list)
@@ -135,6 +136,7 @@ class RawCluster:
             str(self.root / "password"),
             "--control",
             replica.control,
+            *(["--batch"] if self.batch else []),
         ]
 
     def start(self, replica: RawReplica) -> None:

@@ -18,7 +18,14 @@ class Sizes:
     watchers: tuple[int, int]
     convergence_rounds: int
     state_requests: int
+    state_cold_rounds: int
     restarts: int
+    live_agents: int
+    live_rounds: int
+    page_watchers: int
+    network_pass_runs: int
+    report_segments: int
+    report_writes: int
 
 
 FULL = Sizes(
@@ -30,7 +37,14 @@ FULL = Sizes(
     watchers=(1000, MAX_AGENTS),
     convergence_rounds=5,
     state_requests=200,
-    restarts=3,
+    state_cold_rounds=20,
+    restarts=5,
+    live_agents=1000,
+    live_rounds=5,
+    page_watchers=20,
+    network_pass_runs=5,
+    report_segments=4,
+    report_writes=1500,
 )
 QUICK = Sizes(
     alloc_repeats=2,
@@ -41,7 +55,14 @@ QUICK = Sizes(
     watchers=(100, 300),
     convergence_rounds=2,
     state_requests=30,
-    restarts=1,
+    state_cold_rounds=5,
+    restarts=2,
+    live_agents=100,
+    live_rounds=2,
+    page_watchers=5,
+    network_pass_runs=2,
+    report_segments=2,
+    report_writes=200,
 )
 
 

@@ -26,7 +26,8 @@ PROBE_INTERVAL = 0.025
 MAX_OUTSTANDING = 40
 ATTEMPT_TIMEOUT = 5.0
 TRIAL_DEADLINE = 20.0
-TARGET_EXTRA = 0.3
+TARGET_EXTRA = 0.3  # issue 7: the median within 0.3 s of raw PySyncObj's
+TARGET_MAX = 2.0  # issue 15: no trial above 2 s
 
 Attempt = Callable[[str], Awaitable[float | None]]
 
@@ -134,22 +135,21 @@ def run(ctx: Context) -> list[Row]:
         overlay.stop_all()
         raw.stop_all()
     gap_median = stats.median(ours) - stats.median(base)
-    gap_max = max(ours) - max(base)
     return [
         Row(
             "failover",
             f"failover: leader kill -9 to first acknowledged registration ({len(ours)} trials)",
-            f"median {stats.seconds(stats.median(ours))}, max {stats.seconds(max(ours))}",
-            f"raw PySyncObj: median {stats.seconds(stats.median(base))}, "
-            f"max {stats.seconds(max(base))}",
-            f"{gap_median:+.2f} s median, {gap_max:+.2f} s max",
-            f"within {TARGET_EXTRA} s of raw",
-            gap_median <= TARGET_EXTRA and gap_max <= TARGET_EXTRA,
+            f"{stats.spread(ours, what='trials')}",
+            f"raw PySyncObj: {stats.spread(base, what='trials')}",
+            f"{gap_median:+.2f} s median, {max(ours) - max(base):+.2f} s max",
+            f"median within {TARGET_EXTRA} s of raw; max < {TARGET_MAX:g} s",
+            gap_median <= TARGET_EXTRA and max(ours) < TARGET_MAX,
             notes="Trials alternate between the two clusters; after each kill every survivor gets "
             f"a new attempt every {PROBE_INTERVAL * 1000:.0f} ms on a fresh connection (a "
             "registration of a new agent vs a counter increment). Same SyncObjConf on both "
             "(timeouts 0.5/1.0 s, heartbeat 0.05 s, batching off, leader fallback 2 s, password, "
-            f"journal + dump). All trials, master: {', '.join(f'{x:.2f}' for x in ours)}; raw: "
+            "journal + dump); the master also syncs its journal before it acknowledges, raw "
+            f"PySyncObj never does. All trials, master: {', '.join(f'{x:.2f}' for x in ours)}; raw: "
             f"{', '.join(f'{x:.2f}' for x in base)}.",
         )
     ]

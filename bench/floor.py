@@ -1,12 +1,19 @@
-"""The floor for the state endpoint: FastAPI on uvicorn returning pre-encoded bytes, nothing else.
+"""The floors: the master's own web stack serving pre-encoded bytes, with none of the master's work.
 
-``python -m bench.floor --http H:P --body FILE [--delta FILE]`` serves, from an app built and run
-the way ``overlay_master.serve`` runs the master's (one uvicorn worker, same log settings, a
-pre-bound socket), so that the difference to the real endpoints is the master's own work:
+``python -m bench.floor --http H:P --body FILE [--delta FILE] [--delta-containers FILE]`` runs, on uvicorn configured as
+``overlay_master.serve`` runs a replica (one worker, httptools, uvloop, the same log settings, a
+pre-bound socket):
 
-``GET /floor``                 FILE's bytes, with the state endpoint's media type and header
-``GET /overlay-master/watch``  the master's long-poll contract (``since``, ``timeout``), parked on
-                               one shared ``asyncio.Event``, answering the ``--delta`` bytes
+``GET /overlay-master/watch``  the master's own raw ASGI handler (``watch.WatchFastPath``, in
+                               front of FastAPI exactly as in ``api.create_app``) over a stand-in
+                               replica whose revision lives in memory and whose "encoding" returns
+                               the ``--delta`` bytes (``--delta-containers`` for watchers with
+                               ``include=containers``): the long-poll contract (``since``,
+                               ``timeout``, one shared ``asyncio.Event``) with no Raft, snapshot
+                               or encoding behind it (the convergence and live-change floors)
+``GET /floor``                 FILE's bytes from a plain FastAPI route behind that same
+                               middleware, with the state endpoint's media type and header (the
+                               state floor)
 ``POST /bump``                 advance the revision and wake every parked watch
 """
 
@@ -18,63 +25,82 @@ import contextlib
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
-from fastapi import FastAPI, Query
+from fastapi import FastAPI
 from fastapi.responses import Response
 
 from bench import processes
+from overlay_master.http_edge import ApiSettings
 from overlay_master.serve import _bind_http
+from overlay_master.watch import WatchFastPath
+from overlay_wire.contract import JSON, REVISION_HEADER
 from tests.harness.cluster import free_ports
 from tests.waiting import wait_until
 
 
-class Revisions:
-    """The floor's long poll: a revision counter and one shared event, as the master keeps."""
+@dataclass(frozen=True)
+class FloorSnapshot:
+    revision: int
+    network: object = True  # configured: the handler only checks it is not None
 
-    def __init__(self) -> None:
+
+class FloorEncoding:
+    def __init__(self, delta: bytes, with_containers: bytes) -> None:
+        self.delta, self.with_containers = delta, with_containers
+
+    def watch_bytes(self, snap: FloorSnapshot, since: int, containers: bool = False) -> bytes:
+        return self.with_containers if containers else self.delta
+
+
+class FloorReplica:
+    """What ``WatchFastPath`` asks of a replica, answered from memory."""
+
+    def __init__(self, delta: bytes, with_containers: bytes) -> None:
         self.revision = 1
-        self.changed = asyncio.Event()
+        self.encoding = FloorEncoding(delta, with_containers)
+        self._changed = asyncio.Event()
 
     def bump(self) -> int:
         self.revision += 1
-        self.changed.set()
-        self.changed = asyncio.Event()
+        self._changed.set()
+        self._changed = asyncio.Event()
         return self.revision
 
-    async def wait_above(self, since: int, timeout: float) -> None:
+    async def sync(self, timeout: float) -> int:
+        return self.revision
+
+    async def wait_revision_above(self, since: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while self.revision <= since and (remaining := deadline - time.monotonic()) > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), remaining)
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    def snapshot(self) -> FloorSnapshot:
+        return FloorSnapshot(self.revision)
 
 
-def create_app(body: bytes, delta: bytes) -> FastAPI:
+def create_app(body: bytes, delta: bytes, with_containers: bytes) -> Any:
     app = FastAPI(title="floor", docs_url=None, redoc_url=None)
-    revisions = Revisions()
+    replica = FloorReplica(delta, with_containers)
 
-    def headers() -> dict[str, str]:
-        return {"X-Overlay-Revision": str(revisions.revision)}
+    def answer(content: bytes) -> Response:
+        return Response(content, media_type=JSON, headers={REVISION_HEADER: str(replica.revision)})
 
     @app.get("/floor")
     async def floor(consistent: bool = True) -> Response:
-        return Response(body, media_type="application/json", headers=headers())
-
-    @app.get("/overlay-master/watch")
-    async def watch(
-        since: int = Query(0, ge=0), timeout: float = Query(30.0, ge=0.0, le=300.0)
-    ) -> Response:
-        await revisions.wait_above(since, timeout)
-        return Response(delta, media_type="application/json", headers=headers())
+        return answer(body)
 
     @app.post("/bump")
     async def bump() -> Response:
-        revisions.bump()
-        return Response(b"{}", media_type="application/json", headers=headers())
+        replica.bump()
+        return answer(b"{}")
 
-    return app
+    return WatchFastPath(app, replica, ApiSettings())  # type: ignore[arg-type]
 
 
 def main() -> None:
@@ -82,19 +108,34 @@ def main() -> None:
     p.add_argument("--http", required=True)
     p.add_argument("--body", required=True)
     p.add_argument("--delta", help="the watch answer (default: the body)")
+    p.add_argument("--delta-containers", help="the answer with include=containers (the delta)")
     args = p.parse_args()
     sock = _bind_http(args.http)
     body = Path(args.body).read_bytes()
-    app = create_app(body, Path(args.delta).read_bytes() if args.delta else body)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", workers=1)
+    delta = Path(args.delta).read_bytes() if args.delta else body
+    pages = Path(args.delta_containers).read_bytes() if args.delta_containers else delta
+    app = create_app(body, delta, pages)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        workers=1,
+        http="httptools",
+        loop="uvloop",
+    )
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def launch(body: Path, delta: Path | None = None) -> tuple[str, subprocess.Popen[bytes]]:
+def launch(
+    body: Path, delta: Path | None = None, with_containers: Path | None = None
+) -> tuple[str, subprocess.Popen[bytes]]:
     """Start a floor process (from the runner) on a free port; returns its address once it answers."""
     address = f"127.0.0.1:{free_ports(1)[0]}"
     argv = [sys.executable, "-m", "bench.floor", "--http", address, "--body", str(body)]
-    proc = processes.spawn(argv + (["--delta", str(delta)] if delta else []))
+    argv += ["--delta", str(delta)] if delta else []
+    argv += ["--delta-containers", str(with_containers)] if with_containers else []
+    proc = processes.spawn(argv)
     try:
         wait_until(
             "the floor endpoint",

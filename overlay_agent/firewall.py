@@ -26,8 +26,9 @@ Design notes
 * Interval sets refuse overlapping elements: set contents are collapsed (``contents``), and
   ``isolation`` leaves out a network overlapping an earlier one.
 * Nothing outside the table is read or written. The table of earlier versions (``ip
-  overlay_agent``, egress only) is deleted once when found. Commands run inside ``--netns``
-  through ``ip netns exec``.
+  overlay_agent``, egress only) is deleted once when found: the first pass lists the tables
+  (one ``nft`` run tells whether either table exists), later passes list only ours. With
+  ``--netns``, ``nft`` is started from the calling thread inside the namespace (``netns``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from typing import Any
 from overlay_agent.desired import Masquerade
 from overlay_agent.errors import KernelError
 from overlay_agent.isolation import NONE, Isolation, Net
+from overlay_agent.netns import inside
 
 TABLE = "overlay_agent"
 FAMILY = "inet"
@@ -108,14 +110,19 @@ class Firewall:
     def ensure(self, masquerade: Masquerade | None, isolation: Isolation = NONE) -> bool:
         """Make the table implement these (no masquerade: no bridges here, no table). True if
         anything was written. Raises ``KernelError``."""
-        legacy = self._legacy()
-        script = f"delete table {' '.join(LEGACY)}\n" if legacy else ""
+        # First pass: one listing of the tables says whether the old one is there, and whether
+        # ours is worth listing (absent on a cold start: nothing to read back).
+        tables = None if self._legacy_checked else self._tables()
+        ours = None if tables is None else (FAMILY, TABLE) in tables
+        script = f"delete table {' '.join(LEGACY)}\n" if tables and LEGACY in tables else ""
         if masquerade is None:
-            if self._nft(["list", "table", FAMILY, TABLE], check=False).returncode == 0:
+            if ours is None:
+                ours = self._nft(["list", "table", FAMILY, TABLE], check=False).returncode == 0
+            if ours:
                 script += f"table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n"
         else:
             want = contents(masquerade, isolation)
-            seen = self.observe()
+            seen = None if ours is False else self.observe()
             script += render(want) if seen is None else changes(seen, want)
         if script:
             self.writes += 1
@@ -123,24 +130,28 @@ class Firewall:
         self._legacy_checked = True  # only once the deletion, if any, went through
         return bool(script)
 
-    def _legacy(self) -> bool:
-        if self._legacy_checked:
-            return False
-        return self._nft(["list", "table", *LEGACY], check=False).returncode == 0
+    def _tables(self) -> set[tuple[str, str]]:
+        """(family, name) of every table in the namespace."""
+        listed = self._nft(["-j", "list", "tables"])
+        try:
+            items = json.loads(listed.stdout)["nftables"]
+            return {(i["table"]["family"], i["table"]["name"]) for i in items if "table" in i}
+        except (ValueError, KeyError, TypeError) as e:
+            raise KernelError(f"nft -j list tables printed what we cannot read: {e}") from e
 
     def _nft(
         self, args: list[str], stdin: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
         try:
-            done = subprocess.run(
-                [*prefix, "nft", *args],
-                input=stdin,
-                capture_output=True,
-                text=True,
-                timeout=TIMEOUT,
-                check=False,
-            )
+            with inside(self.netns):
+                done = subprocess.run(
+                    ["nft", *args],
+                    input=stdin,
+                    capture_output=True,
+                    text=True,
+                    timeout=TIMEOUT,
+                    check=False,
+                )
         except (OSError, subprocess.TimeoutExpired) as e:
             raise KernelError(f"running nft {' '.join(args)}: {e}") from e
         if check and done.returncode != 0:

@@ -61,7 +61,8 @@ def net_key(net: Network) -> tuple[int, int, int]:
     """(IP version, address, prefix length): sorts like ``ipaddress`` within a family, IPv4
     first, and hashes and compares as plain integers. ``ipaddress`` objects hash and compare in
     Python, and hash the IPv6 blocks of one overlay alike in their low bits (a set of thousands
-    of them degrades to linear probing): per-peer objects are compared by these keys instead."""
+    of them degrades to linear probing): per-peer objects are compared and hashed by these keys
+    instead (``Neighbour``, ``Route`` and their observed twins in ``observed``)."""
     return net.version, int(net.network_address), net.prefixlen
 
 
@@ -70,14 +71,22 @@ def address_key(ip: Address) -> tuple[int, int]:
     return ip.version, int(ip)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, slots=True)
 class Neighbour:
     ip: Address
     mac: str
-    key: tuple[int, int] = field(init=False, repr=False, compare=False, hash=False)
+    key: tuple[int, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key", address_key(self.ip))
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Neighbour:
+            return NotImplemented
+        return self.key == other.key and self.mac == other.mac
+
+    def __hash__(self) -> int:
+        return hash((self.key, self.mac))
 
 
 @dataclass(frozen=True)
@@ -86,14 +95,23 @@ class FdbEntry:
     dst: IPv4Address
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, slots=True)
 class Route:
     dst: Network
     via: Address  # of the same family as dst
-    key: tuple[int, int, int, int] = field(init=False, repr=False, compare=False, hash=False)
+    # (version, destination, prefix length, gateway)
+    key: tuple[int, int, int, int] = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:  # (version, destination, prefix length, gateway)
+    def __post_init__(self) -> None:
         object.__setattr__(self, "key", (*net_key(self.dst), int(self.via)))
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Route:
+            return NotImplemented
+        return self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
 
 
 @dataclass(frozen=True)

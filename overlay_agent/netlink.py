@@ -1,5 +1,5 @@
 """The agent's kernel edge: ``Kernel.observe()`` and ``Kernel.apply_all(ops)`` (the only module
-importing pyroute2, and the only user of ``netlink_bulk``).
+importing pyroute2, and the only user of ``netlink_bulk`` and ``rtnetlink``).
 
 A ``Kernel`` programs one network namespace (``--netns``) or, without one, the namespace the
 agent runs in. It is not thread-safe: the reconciler drives it from a single worker thread (which
@@ -19,12 +19,10 @@ not observed. Forwarding is a sysctl per family.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import socket
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address, ip_interface
 from pathlib import Path
 from typing import Any, assert_never
@@ -33,8 +31,10 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from overlay_agent import netlink_bulk as bulk
+from overlay_agent import rtnetlink as rt
 from overlay_agent.desired import Interface
 from overlay_agent.errors import KernelError
+from overlay_agent.netns import NETNS_DIR, inside
 from overlay_agent.observed import (
     OWNER_ALIAS,
     ROUTE_PROTO,
@@ -61,10 +61,8 @@ from overlay_agent.plan import (
 )
 from overlay_wire.contract import VTEP_NAME, is_bridge_name
 
-NETNS_DIR = Path("/run/netns")
 MAIN_TABLE = 254
 IFF_UP = 0x1
-CLONE_NEWNET = 0x40000000
 FORWARDING = {4: "/proc/sys/net/ipv4/ip_forward", 6: "/proc/sys/net/ipv6/conf/all/forwarding"}
 IFA_F_NODAD = 0x02
 RT_SCOPE_UNIVERSE = 0
@@ -85,7 +83,7 @@ class Kernel:
         except OSError as e:
             raise KernelError(f"opening netlink in namespace {netns!r}") from e
         try:
-            with self._inside():
+            with inside(netns):
                 self._peers = bulk.PeerTable(bulk.open_socket())
         except OSError as e:
             self._ipr.close()
@@ -317,37 +315,12 @@ class Kernel:
     # -- sysctl ------------------------------------------------------------------------------
 
     def _read_sysctl(self, path: str) -> str:
-        with self._inside():
+        with inside(self.netns):
             return Path(path).read_text().strip()
 
     def _write_sysctl(self, path: str, value: str) -> None:
-        with self._inside():
+        with inside(self.netns):
             Path(path).write_text(value)
-
-    @contextmanager
-    def _inside(self) -> Iterator[None]:
-        """Run the body with this thread in the target namespace (setns is per thread)."""
-        if self.netns is None:
-            yield
-            return
-        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        target = os.open(NETNS_DIR / self.netns, os.O_RDONLY)
-        try:
-            _setns(target)
-            try:
-                yield
-            finally:
-                _setns(own)
-        finally:
-            os.close(target)
-            os.close(own)
-
-
-def _setns(fd: int) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.setns(fd, CLONE_NEWNET) != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, f"setns: {os.strerror(code)}")
 
 
 PeerOperation = (
@@ -362,20 +335,20 @@ _TOLERATED: dict[type, tuple[int, ...]] = {
 }
 
 
-def _request(op: PeerOperation, vtep: int) -> bulk.Request:
+def _request(op: PeerOperation, vtep: int) -> rt.Request:
     match op:
         case ReplaceFdb(e):
-            return bulk.replace_fdb(vtep, e.mac, e.dst)
+            return rt.replace_fdb(vtep, e.mac, e.dst)
         case ReplaceNeighbour(n):
-            return bulk.replace_neighbour(vtep, n.ip, n.mac)
+            return rt.replace_neighbour(vtep, n.ip, n.mac)
         case ReplaceRoute(r):
-            return bulk.replace_route(r.dst, r.via, vtep, MAIN_TABLE, ROUTE_PROTO)
+            return rt.replace_route(r.dst, r.via, vtep, MAIN_TABLE, ROUTE_PROTO)
         case DeleteRoute(r):
-            return bulk.delete_route(r.dst, MAIN_TABLE, ROUTE_PROTO)
+            return rt.delete_route(r.dst, MAIN_TABLE, ROUTE_PROTO)
         case DeleteNeighbour(ip):
-            return bulk.delete_neighbour(vtep, ip)
+            return rt.delete_neighbour(vtep, ip)
         case DeleteFdb(mac, dst):
-            return bulk.delete_fdb(vtep, mac, dst)
+            return rt.delete_fdb(vtep, mac, dst)
         case _:
             assert_never(op)
 

@@ -34,28 +34,44 @@ class ObservedLink:
     vxlan: VxlanParams | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, slots=True)
 class ObservedNeighbour:
     ip: Address
     mac: str
     permanent: bool
-    key: tuple[int, int] = field(init=False, repr=False, compare=False, hash=False)
+    key: tuple[int, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:  # as Neighbour's: how plan compares them
         object.__setattr__(self, "key", address_key(self.ip))
 
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ObservedNeighbour:
+            return NotImplemented
+        return (self.key, self.mac, self.permanent) == (other.key, other.mac, other.permanent)
 
-@dataclass(frozen=True)
+    def __hash__(self) -> int:
+        return hash((self.key, self.mac, self.permanent))
+
+
+@dataclass(frozen=True, eq=False, slots=True)
 class ObservedRoute:
     dst: Network
     via: Address | None
     oif: int | None
     # As Route's (how plan compares them); the gateway -1 when there is none.
-    key: tuple[int, int, int, int] = field(init=False, repr=False, compare=False, hash=False)
+    key: tuple[int, int, int, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         via = int(self.via) if self.via is not None else -1
         object.__setattr__(self, "key", (*net_key(self.dst), via))
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ObservedRoute:
+            return NotImplemented
+        return (self.key, self.oif) == (other.key, other.oif)
+
+    def __hash__(self) -> int:
+        return hash((self.key, self.oif))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Any
 
-from overlay_agent.addresses import Claims, interface, interface6, ipv4_net, ipv6_net, within
+from overlay_agent.addresses import (
+    Claims,
+    interface_address,
+    interface_address6,
+    ipv4_net,
+    ipv6_net,
+    within,
+)
 from overlay_agent.addresses import mac as parse_mac
 from overlay_agent.kernel_objects import (
     Address,
@@ -149,7 +156,7 @@ def _peer(
     if backend is None:
         return None
     try:
-        ip = interface(str(backend["vtep_ip"])).ip
+        ip = interface_address(str(backend["vtep_ip"]))
         mac = parse_mac(str(backend["vtep_mac"]))
     except (KeyError, ValueError):
         return None
@@ -164,7 +171,7 @@ def _peer6(
     if not nets6 or vtep.address6 is None or not isinstance(text, str):
         return None
     try:
-        ip = interface6(text).ip
+        ip = interface_address6(text)
     except ValueError:
         return None
     return (ip, nets6) if ip in vtep.address6.network else None

@@ -10,6 +10,14 @@ Design notes
   the kernel reacted (e.g. deleting an address dropped routes through it) another round runs, up to
   ``MAX_ROUNDS``. "Converged" means the verification plan was empty: that is what ``/readyz``
   reports, for the revision the pass was computed from. A pass with nothing to do writes nothing.
+  The verification is skipped when the kernel acknowledged every operation and none of them can
+  take other objects with it (``ADDITIVE``: creations, additions and replacements; a deletion
+  or a link's new MTU can): the kernel then holds exactly what the plan computed, and observing it again
+  (a dump of every peer object: a third of a cold pass at thousands of peers) would only say so.
+- The garbage collector is paused during a pass: a pass builds tens of thousands of long-lived
+  objects (the desired and observed peers), and every full collection it would trigger walks all
+  of them and the whole cluster state again while freeing nothing (bench/findings.md). What a
+  pass leaves unreferenced is freed by reference counting as usual.
 - Docker (if a daemon is configured) goes first in a pass: its networks own ``d-<name>`` together
   with the agent, and the order that keeps the two from fighting is explained in docker.py.
 - The firewall (egress NAT, isolation) goes after the kernel step and before the CNI configs: no
@@ -24,8 +32,10 @@ Design notes
 
 from __future__ import annotations
 
+import gc
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,8 +48,12 @@ from overlay_agent.observed import ObservedNet
 from overlay_agent.plan import (
     AddAddress,
     CreateBridge,
+    CreateVtep,
     DeleteAddress,
+    EnableForwarding,
     Operation,
+    ReplaceFdb,
+    ReplaceNeighbour,
     ReplaceRoute,
     SetLink,
     plan,
@@ -49,6 +63,19 @@ from overlay_wire.contract import Status
 log = logging.getLogger(__name__)
 
 MAX_ROUNDS = 3
+# Operations whose acknowledgement is the whole story: they change only their own object.
+# Operations whose acknowledgement is the whole story: they add or replace their own object and
+# take nothing with them. Deletions take what hung off the object; a link's new MTU or state
+# can too (below 1280 the kernel drops a link's IPv6), so SetLink is verified.
+ADDITIVE = (
+    AddAddress,
+    CreateBridge,
+    CreateVtep,
+    EnableForwarding,
+    ReplaceFdb,
+    ReplaceNeighbour,
+    ReplaceRoute,
+)
 
 
 @dataclass(frozen=True)
@@ -110,6 +137,10 @@ class Reconciler:
         return self.kernel.writes + self.firewall.writes + self.cni_writes + docker_writes
 
     def reconcile(self, state: ClusterState) -> Outcome:
+        with _collector_paused():
+            return self._reconcile(state)
+
+    def _reconcile(self, state: ClusterState) -> Outcome:
         start_writes = self.writes
         seen = self.kernel.observe()
         want = self._want(state, seen.underlay_mtu)
@@ -123,7 +154,9 @@ class Reconciler:
             if not ops:
                 break
             operations += len(ops)
-            self._apply(ops, want, errors)
+            if not self._apply(ops, want, errors) and _only_additive(ops):
+                ops = []  # acknowledged, and nothing else moved: nothing to verify
+                break
             seen = self.kernel.observe()
             ops = plan(want, seen)
         converged = not ops
@@ -147,10 +180,13 @@ class Reconciler:
 
     def _apply(
         self, ops: list[Operation], want: DesiredNet, errors: dict[str | None, list[str]]
-    ) -> None:
-        for op, e in self.kernel.apply_all(ops):
+    ) -> int:
+        """Apply ``ops``; the number the kernel refused (each recorded in ``errors``)."""
+        failures = self.kernel.apply_all(ops)
+        for op, e in failures:
             log.warning("%s", e)
             errors.setdefault(_overlay_of(op, want), []).append(str(e))
+        return len(failures)
 
     def _docker_step(
         self, want: DesiredNet, seen: ObservedNet, errors: dict[str | None, list[str]]
@@ -185,6 +221,21 @@ class Reconciler:
             for overlay in want.overlays:
                 if overlay.mesos_bridge is not None:
                     errors.setdefault(overlay.name, []).append(f"Failed to write CNI config: {e}")
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _only_additive(ops: list[Operation]) -> bool:
+    return all(isinstance(op, ADDITIVE) for op in ops)
 
 
 def _overlay_of(op: Operation, want: DesiredNet) -> str | None:

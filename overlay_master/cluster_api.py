@@ -4,19 +4,24 @@ Each replica announces where it serves HTTP through the log (``announce_replica`
 only when it changed), so any replica can name the others. The answering replica asks each of
 them for ``/readyz`` and ``/overlay-master/leader`` (in parallel, one second each: a replica that
 does not answer is shown unreachable, never waited for), and answers for itself from memory.
+``httpx`` is imported when the route is first asked, not at start-up: it brings in ``rich`` and
+was a quarter of a replica's import time (restart to ready, bench/findings.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
-import httpx
 from fastapi.responses import Response
 
 from overlay_master import openapi
 from overlay_master.replica import Replica
 from overlay_master.routing import Routes, doc_answer
 from overlay_wire.contract import CLUSTER_PATH, LEADER_PATH, ClusterDoc, ReplicaDoc
+
+if TYPE_CHECKING:
+    import httpx
 
 ASK_TIMEOUT = 1.0
 
@@ -26,6 +31,8 @@ def add_cluster_routes(routes: Routes) -> None:
 
     @routes.route("GET", CLUSTER_PATH, openapi.responses("ClusterDoc"))
     async def cluster() -> Response:
+        import httpx
+
         snap = node.snapshot()
         addresses = dict.fromkeys([node.self_address, *node.peers, *snap.replicas])
         async with httpx.AsyncClient(timeout=ASK_TIMEOUT) as client:
@@ -51,6 +58,8 @@ async def _replica(
         return doc
     if http is None:
         return doc
+    import httpx
+
     try:
         ready_answer, leader_answer = await asyncio.gather(
             client.get(f"{http}/readyz"), client.get(f"{http}{LEADER_PATH}")

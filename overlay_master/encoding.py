@@ -10,6 +10,11 @@ Design notes
   records, already encoded, are spliced into that list. ``agents`` sorts first in both documents,
   so the bytes are exactly ``dcos_json.dumps`` of the whole document.
 * A new network config (``Configured``) is a new object: every cached encoding is dropped.
+* Answers are only ever asked for the newest snapshot (every reader takes the snapshot of the
+  moment), so once an answer of a newer revision is encoded, those of older revisions are
+  dropped; and the cache holds at most ``MAX_ANSWER_BYTES``. Without this, each revision's full
+  state (3 MiB at 4,094 agents) stayed cached until 256 answers had piled up: a replica read
+  once per write grew by hundreds of MiB (bench/findings.md).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from overlay_master.network_docs import container_doc
 from overlay_wire.contract import ClusterStateDoc, WatchDoc
 
 MAX_ANSWERS = 256  # cached answers (state, and watch per since); cleared whole when exceeded
+MAX_ANSWER_BYTES = 64 << 20  # the same for their total size
 _AGENTS_HEAD = b'{"agents":['
 
 
@@ -48,15 +54,14 @@ class Encoder:
         self._agents: dict[str, tuple[AgentRecord, bytes]] = {}
         self._network: NetworkConfig | None = None
         self._answers: dict[tuple[str, int, int], bytes] = {}
+        self._answer_bytes = 0
+        self._newest = 0  # the newest revision an answer was encoded for
         self._lock = threading.Lock()
 
     def agent_bytes(self, record: AgentRecord, network: NetworkConfig) -> bytes:
         """One agent's record (``GET /overlay-master/agents/{ip}``)."""
         with self._lock:
-            if network is not self._network:
-                self._agents.clear()
-                self._answers.clear()
-                self._network = network
+            self._follow(network)
             cached = self._agents.get(record.ip)
             if cached is not None and cached[0] is record:
                 return cached[1]
@@ -65,10 +70,18 @@ class Encoder:
             self._agents[record.ip] = (record, encoded)
         return encoded
 
+    def _follow(self, network: NetworkConfig) -> None:
+        """Under the lock: a new network config drops every cached encoding."""
+        if network is not self._network:
+            self._agents.clear()
+            self._answers.clear()
+            self._answer_bytes = 0
+            self._network = network
+
     def state_bytes(self, snap: Snapshot) -> bytes:
         """``/overlay-master/state`` for this snapshot, encoded once per revision."""
         assert snap.network is not None
-        key = ("state", snap.revision, 0)
+        key = ("state", 0, snap.revision)  # (flavour, since, revision), as the watch's
         cached = self._answers.get(key)
         if cached is not None:
             return cached
@@ -131,11 +144,29 @@ class Encoder:
     ) -> bytes:
         """``empty`` (a document dumped with ``"agents": []``), the records' bytes spliced in."""
         assert empty.startswith(_AGENTS_HEAD + b"]"), "agents must sort first in the document"
-        agents = b",".join(self.agent_bytes(r, network) for r in records)
-        return _AGENTS_HEAD + agents + empty[len(_AGENTS_HEAD) :]
+        with self._lock:  # once for all records: the first read after a write takes thousands
+            self._follow(network)
+            cache = self._agents
+            parts = [
+                found[1] if (found := cache.get(r.ip)) is not None and found[0] is r else None
+                for r in records
+            ]
+        encoded = [
+            part if part is not None else self.agent_bytes(record, network)
+            for part, record in zip(parts, records, strict=True)
+        ]
+        return _AGENTS_HEAD + b",".join(encoded) + empty[len(_AGENTS_HEAD) :]
 
     def _remember(self, key: tuple[str, int, int], body: bytes) -> None:
         with self._lock:
-            if len(self._answers) > MAX_ANSWERS:
-                self._answers.clear()
-            self._answers[key] = body
+            answers, revision = self._answers, key[2]
+            if revision > self._newest:  # older revisions' answers will not be asked again
+                self._newest = revision
+                self._answers = answers = {k: v for k, v in answers.items() if k[2] >= revision}
+                self._answer_bytes = sum(len(v) for v in answers.values())
+            too_many = len(answers) >= MAX_ANSWERS
+            if too_many or self._answer_bytes + len(body) > MAX_ANSWER_BYTES:
+                answers.clear()
+                self._answer_bytes = 0
+            self._answer_bytes += len(body) - len(answers.get(key, b""))
+            answers[key] = body

@@ -24,6 +24,7 @@ MASTER_ROWS = {
     "alloc.last",
     "failover",
     "throughput",
+    "throughput.nosync",
     "convergence.small",
     "watcher_cost.small",
     "convergence.large",
@@ -31,6 +32,13 @@ MASTER_ROWS = {
     "state.leader",
     "state.follower",
     "state.local",
+    "state.cold.leader",
+    "state.cold.follower",
+    "state.cold.local",
+    "live.network",
+    "live.network_pass",
+    "live.container_page",
+    "live.reports",
     "footprint.rss",
     "footprint.disk",
     "restart",
@@ -46,7 +54,7 @@ def bench_run(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
             "bench",
             "--quick",
             "--only",
-            "allocator,failover,throughput,convergence,state,footprint",
+            "allocator,failover,throughput,convergence,state,live,footprint",
             "--output",
             str(tmp_path / "BENCHMARKS.md"),
             "--json",
@@ -81,5 +89,8 @@ def test_quick_benchmarks_complete_with_every_row(
     assert keys >= MASTER_ROWS, f"missing rows: {sorted(MASTER_ROWS - keys)}"
     assert not [k for k in keys if k.startswith("error.")], text[-4000:]
     assert all(row["result"] for row in rows)
+    # every row names its target, or why it has none; a target gets a verdict
+    assert all(row["target"] for row in rows)
+    assert all((row["verdict"] == "") == row["target"].startswith("none: ") for row in rows)
     report = (tmp_path / "BENCHMARKS.md").read_text()
     assert "## Results" in report and "Machine:" in report

@@ -147,3 +147,36 @@ def test_answer_cache_is_bounded() -> None:
     for since in range(snap.revision):
         replica.encoder.watch_bytes(snap, since)
     assert len(replica.encoder._answers) <= 257
+
+
+def test_answers_of_older_revisions_are_dropped_once_a_newer_one_is_encoded() -> None:
+    replica = Replica()
+    for n in range(1, 6):
+        replica.apply(A.register(f"10.0.0.{n}"))
+    encoder = replica.encoder
+    first = replica.snapshot()
+    encoder.state_bytes(first)
+    encoder.watch_bytes(first, first.revision - 1)
+    for n in range(1, 30):
+        report = {"name": "dcos", "status": "STATUS_FAILED", "error": f"failure {n}"}
+        replica.apply(A.report_status("10.0.0.1", [report]))
+        snap = replica.snapshot()
+        encoder.state_bytes(snap)
+        encoder.watch_bytes(snap, snap.revision - 1)
+    assert {revision for _, _, revision in encoder._answers} == {snap.revision}
+    assert encoder._answer_bytes == sum(len(b) for b in encoder._answers.values())
+    # an answer of an older snapshot is still right, only not kept
+    assert json.loads(encoder.state_bytes(first))["agents"][0]["overlays"][0].get("status") is None
+
+
+def test_the_cache_keeps_within_its_byte_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    replica = Replica()
+    for n in range(1, 6):
+        replica.apply(A.register(f"10.0.0.{n}"))
+    snap = replica.snapshot()
+    size = len(replica.encoder.watch_bytes(snap, 0))
+    monkeypatch.setattr("overlay_master.encoding.MAX_ANSWER_BYTES", 3 * size)
+    encoder = Encoder(replica.changes)
+    for since in range(snap.revision):  # one full answer per since, all of one revision
+        encoder.watch_bytes(snap, since)
+        assert encoder._answer_bytes <= 3 * size
