@@ -28,6 +28,7 @@ from bench import (
     failover,
     footprint,
     processes,
+    scale,
     state_endpoint,
     throughput,
 )
@@ -43,6 +44,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     "convergence": convergence,
     "state": state_endpoint,
     "footprint": footprint,
+    "scale": scale,
 }
 
 
