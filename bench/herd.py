@@ -33,6 +33,7 @@ import collections
 import contextlib
 import json
 import sys
+import time
 from typing import Any
 
 from bench import loadgen, processes, wire
@@ -43,10 +44,56 @@ WATCH_TIMEOUT = 30  # the agent's default long-poll timeout (loop.py)
 
 
 class Connection(wire.HttpConnection):
-    """``bench.wire``'s connection, also on uvloop (whose transports are not asyncio's class)."""
+    """``bench.wire``'s connection, made cheap for big answers: a body beyond ``KEEP`` bytes is
+    counted, not kept (a full state is megabytes; only its revision header is needed). Also
+    runs on uvloop, whose transports are not asyncio's class."""
+
+    KEEP = 4096
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self._left = 0  # body bytes of the current answer still to come
+        self._body: bytearray | None = None  # kept only for small bodies
+
+    def data_received(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            if self._head is not None:  # inside a body
+                take = min(len(view), self._left)
+                if self._body is not None:
+                    self._body += view[:take]
+                self._left -= take
+                view = view[take:]
+                if self._left == 0:
+                    self._finish()
+                continue
+            self._buffer += view
+            view = memoryview(b"")
+            end = self._buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            lines = bytes(self._buffer[:end]).decode("latin-1").split("\r\n")
+            view = memoryview(bytes(self._buffer[end + 4 :]))
+            self._buffer.clear()
+            headers = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                headers[name.lower()] = value.strip()
+            length = int(headers.get("content-length", "0"))
+            self._head = (int(lines[0].split(" ", 2)[1]), headers, length)
+            self._left = length
+            self._body = bytearray() if length <= self.KEEP else None
+            if length == 0:
+                self._finish()
+
+    def _finish(self) -> None:
+        assert self._head is not None
+        status, headers, _ = self._head
+        self._head = None
+        body = bytes(self._body) if self._body is not None else b""
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(wire.Answer(status, headers, body, time.monotonic()))
 
 
 async def connect(address: str) -> wire.HttpConnection:
@@ -71,6 +118,8 @@ class Agent:
     async def request(self, method: str, path: str, body: bytes, timeout: float) -> wire.Answer:
         """One request, retried with failover and backoff until it gets a non-5xx answer."""
         while True:
+            if method == "POST":
+                self.attempts += 1
             try:
                 if self.conn is None or self.conn.transport is None:
                     self.conn = await asyncio.wait_for(
@@ -101,11 +150,8 @@ class Agent:
     async def run(self, go: asyncio.Event) -> None:
         await go.wait()
         body = json.dumps({"ip": self.ip}).encode()
-        while True:
-            self.attempts += 1
-            answer = await self.request("POST", "/overlay-master/agents", body, REQUEST_TIMEOUT)
-            if answer.status == 200:
-                break
+        answer = await self.request("POST", "/overlay-master/agents", body, REQUEST_TIMEOUT)
+        if answer.status != 200:
             raise RuntimeError(f"{self.ip}: registration answered {answer.status}: {answer.body!r}")
         self.registered = answer.arrived
         self.herd.registered_one()
@@ -161,10 +207,8 @@ class Herd:
         while not all(a.since >= revision and a.parked for a in self.agents):
             self.check()
             self.changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):  # parked flags flip without an event
                 await asyncio.wait_for(self.changed.wait(), 0.05)
-            except TimeoutError:
-                pass  # parked flags flip without an event: look again
 
 
 def say(doc: dict[str, Any]) -> None:

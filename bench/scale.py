@@ -38,7 +38,7 @@ from typing import IO, Any
 import httpx
 
 from bench import footprint, processes, stats
-from bench.clusters import OverlayCluster, agent_ip, settle
+from bench.clusters import OverlayCluster, agent_ip
 from bench.context import Context
 from bench.report import Row
 
