@@ -30,6 +30,7 @@ from bench import (
     footprint,
     live,
     processes,
+    scale,
     state_endpoint,
     throughput,
 )
@@ -48,6 +49,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     "state": state_endpoint,
     "live": live,
     "footprint": footprint,
+    "scale": scale,
 }
 
 
