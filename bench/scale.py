@@ -167,6 +167,7 @@ def storm(ctx: Context, sizes: ScaleSizes, n: int) -> tuple[OverlayCluster, Herd
     registered = [t for a in answers for t in a["registered"]]
     attempts = [x for a in answers for x in a["attempts"]]
     final = revision(cluster.leader().url)
+    phase("  all registered", started)
     held = [t for a in herds.ask({"cmd": "wait", "revision": final}, "reached") for t in a["held"]]
     failures = herds.ask({"cmd": "stats"}, "stats")
     result = {
@@ -266,8 +267,16 @@ def restart(cluster: OverlayCluster, repeats: int) -> list[float]:
     return [footprint.restart(cluster) for _ in range(repeats)]
 
 
+def phase(name: str, since: float) -> float:
+    """Progress on stderr (a full-size run takes minutes); returns the time now."""
+    now = time.monotonic()
+    print(f"bench: scale: {name} took {now - since:.1f} s", file=sys.stderr, flush=True)
+    return now
+
+
 def run(ctx: Context) -> list[Row]:
     sizes = QUICK_SCALE if ctx.quick else FULL_SCALE
+    mark = time.monotonic()
     storms: list[dict[str, Any]] = []
     cluster: OverlayCluster | None = None
     herds: Herds | None = None
@@ -279,9 +288,12 @@ def run(ctx: Context) -> list[Row]:
                 cluster.stop_all()
             cluster, herds, result = storm(ctx, sizes, n)
             storms.append(result)
+            mark = phase(f"storm {n + 1}", mark)
         assert cluster is not None and herds is not None
         rounds, last = converge(cluster, herds, sizes)
+        mark = phase("convergence", mark)
         read = reads(cluster, sizes, last)
+        mark = phase("reads", mark)
         time.sleep(0.5)  # every watcher parked again before sampling
         rss = [processes.sample(pid) for pid in cluster.pids()]
         rss_load = load()
@@ -289,6 +301,7 @@ def run(ctx: Context) -> list[Row]:
         herds = None
         restart_load = load()
         restarts = restart(cluster, sizes.restarts)
+        phase("restarts", mark)
     finally:
         if herds is not None:
             herds.stop()
@@ -359,6 +372,7 @@ def rows(
                 f"scale.{name}",
                 f"GET {name}, {n:,} agents ({stats.size(r['bytes'])}), leader, linearizable",
                 f"cold {spread(r['cold'])}; warm {spread(r['warm'])}",
+                target="none: the issue asks for the figure at this size and sets no bound",
                 notes=f"{len(r['cold'])} pairs; cold is the first read after a write (which also "
                 "wakes every parked watcher), warm the same read right after. Loads: "
                 + ", ".join(read["loads"])
