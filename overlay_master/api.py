@@ -91,9 +91,10 @@ def create_app(
         return json_answer(body, result.revision)
 
     @route("GET", STATE_PATH, answers("ClusterStateDoc", 422, 503, access="read"), "read")
-    async def state(consistent: bool = True) -> Response:
+    async def state(request: Request, consistent: bool = True) -> Response:
         snap = await linearizable(consistent)
-        return json_answer(node.encoding.state_bytes(snap), snap.revision)
+        accept = request.headers.get("accept-encoding")
+        return json_answer(node.encoding.state_bytes(snap), snap.revision, accept)
 
     @route("POST", AGENTS_PATH, answers("AgentDoc", 409, 422, 500, 503, access="write"), "write")
     async def register(body: RegisterAgent) -> Response:
@@ -127,13 +128,14 @@ def create_app(
         answers("ClusterStateDoc", 422, 500, 503, access="write"),
         "write",
     )
-    async def delete(body: DeleteAgents) -> Response:
+    async def delete(request: Request, body: DeleteAgents) -> Response:
         for ip in body.agents:
             check_ip(ip)
         result = await write(allocator.delete(body.agents))
         assert isinstance(result, allocator.Deleted)
         snap = node.snapshot()
-        return json_answer(node.encoding.state_bytes(snap), snap.revision)
+        accept = request.headers.get("accept-encoding")
+        return json_answer(node.encoding.state_bytes(snap), snap.revision, accept)
 
     # -- cluster ------------------------------------------------------------------------------
 

@@ -6,11 +6,15 @@ agent IPs each one touched, and what of them: their records (``RECORDS``: what a
 their container reports (``CONTAINERS``: what the Networking page watches too). The window is contiguous: a revision that does not follow the last one
 (a snapshot installed from the leader jumps the revision without apply calls) empties it, and
 watchers older than the window get the full state instead of a delta.
+
+The tick thread records while the event loop reads: both hold ``_lock`` (an unlocked read met
+"deque mutated during iteration" in the 8,190-agent storm, and answered a watcher 500).
 """
 
 from __future__ import annotations
 
 import itertools
+import threading
 from collections import deque
 
 from overlay_master import allocator
@@ -28,8 +32,13 @@ class ChangeLog:
         self.entries: deque[tuple[int, tuple[str, ...], int]] = deque()
         self.floor: int | None = None  # every revision after floor is in entries
         self.last: int | None = None
+        self._lock = threading.Lock()
 
     def record(self, revision: int, ips: tuple[str, ...], kind: int = RECORDS) -> None:
+        with self._lock:
+            self._record(revision, ips, kind)
+
+    def _record(self, revision: int, ips: tuple[str, ...], kind: int) -> None:
         if self.last is None or revision != self.last + 1:
             self.entries.clear()
             self.floor = revision - 1
@@ -53,10 +62,11 @@ class ChangeLog:
     def touched_since(self, since: int, current: int, kind: int = RECORDS) -> list[str] | None:
         """Agents whose ``kind`` changed after ``since`` up to ``current``; None if we cannot
         tell."""
-        if self.floor is None or self.last != current or since < self.floor:
-            return None
-        tail = itertools.islice(self.entries, since - self.floor, None)
-        return list(dict.fromkeys(ip for _, ips, k in tail if k & kind for ip in ips))
+        with self._lock:
+            if self.floor is None or self.last != current or since < self.floor:
+                return None
+            tail = itertools.islice(self.entries, since - self.floor, None)
+            return list(dict.fromkeys(ip for _, ips, k in tail if k & kind for ip in ips))
 
 
 def changes(result: Result) -> list[tuple[int, tuple[str, ...], int]]:

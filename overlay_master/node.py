@@ -24,7 +24,6 @@ Design notes
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from overlay_master.changes import ChangeLog
 from overlay_master.encoding import Encoder, Snapshot
 from overlay_master.errors import BindError, NotReadyError
 from overlay_master.network import NetworkConfig
+from overlay_master.publisher import Publisher
 from overlay_master.pysyncobj_compat import FAIL_REASON, SyncObjConf, SyncObjException
 from overlay_master.raft_node import DurableSyncObj
 from overlay_master.replicated import ReplicatedCluster
@@ -79,7 +79,7 @@ class Node:
         self.changes = ChangeLog()
         self.encoding = Encoder(self.changes)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._changed: asyncio.Event | None = None
+        self._publisher: Publisher | None = None  # wakes parked watchers (event-loop side)
         self._seen_revision = -1
         self.admitted = False  # set by serve once the log holds networks and drift is known
         self.drift: list[str] = []  # how the config file differs from the log (serve sets it)
@@ -144,7 +144,7 @@ class Node:
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Called from the event loop at start-up: from now on watchers are woken."""
         self._loop = loop
-        self._changed = asyncio.Event()
+        self._publisher = Publisher(loop, self.revision)
         self._poller = loop.create_task(self._poll_revision())
 
     def close(self) -> None:
@@ -164,9 +164,8 @@ class Node:
     # -- event-loop side --------------------------------------------------------------------------
 
     def _wake(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = asyncio.Event()
+        if self._publisher is not None:
+            self._publisher.publish(self.revision)
 
     async def _poll_revision(self) -> None:
         """Catch revision jumps that bypass apply (a snapshot installed from the leader)."""
@@ -281,14 +280,9 @@ class Node:
             self._launch_barrier()
 
     async def wait_revision_above(self, since: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while self.revision <= since:
-            remaining = deadline - time.monotonic()
-            event = self._changed
-            if remaining <= 0 or event is None:
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), remaining)
+        """Until a revision above ``since`` is published to watchers (publisher.py)."""
+        if self._publisher is not None:
+            await self._publisher.wait_above(since, timeout)
 
     # -- reads ------------------------------------------------------------------------------------
 

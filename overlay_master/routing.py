@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from fastapi import Depends, FastAPI, Path, Request
 from fastapi.responses import Response
 
-from overlay_master import dcos_json, openapi
+from overlay_master import compression, dcos_json, openapi
 from overlay_master.allocator import Rejected, Result
 from overlay_master.encoding import Snapshot
 from overlay_master.http_edge import ApiError, ApiSettings, check_token
@@ -116,8 +116,15 @@ class Routes:
         return result
 
 
-def json_answer(body: bytes, revision: int) -> Response:
-    return Response(body, media_type=JSON, headers={REVISION_HEADER: str(revision)})
+def json_answer(body: bytes, revision: int, accept: str | None = None) -> Response:
+    """``body`` with its revision; gzipped when big and ``accept`` (Accept-Encoding) allows."""
+    headers = {REVISION_HEADER: str(revision)}
+    body, encoding = compression.SHARED.encode(body, accept)
+    if len(body) >= compression.MIN_BYTES or encoding is not None:
+        headers["vary"] = "Accept-Encoding"
+    if encoding is not None:
+        headers["content-encoding"] = encoding
+    return Response(body, media_type=JSON, headers=headers)
 
 
 def doc_answer(doc: Any, revision: int) -> Response:

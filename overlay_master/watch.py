@@ -15,6 +15,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qs
 
+from overlay_master import compression
 from overlay_master.errors import NotReadyError
 from overlay_master.http_edge import RETRY_AFTER, ApiError, ApiSettings, check_token, error_body
 from overlay_master.replica import Replica
@@ -40,7 +41,16 @@ class WatchFastPath:
             await self.app(scope, receive, send)
             return
         status, body, revision = await self._answer(scope)
+        encoding, big = None, False
+        if status == 200:
+            accept = dict(scope["headers"]).get(b"accept-encoding", b"").decode("latin-1")
+            big = len(body) >= compression.MIN_BYTES
+            body, encoding = compression.SHARED.encode(body, accept)
         headers = [(b"content-type", JSON.encode()), (b"content-length", str(len(body)).encode())]
+        if status == 200 and big:
+            headers.append((b"vary", b"Accept-Encoding"))
+        if encoding is not None:
+            headers.append((b"content-encoding", encoding.encode()))
         if revision is not None:
             headers.append((REVISION_HEADER.lower().encode(), str(revision).encode()))
         if status == 503:

@@ -20,6 +20,7 @@ from overlay_master.changes import CHANGE_LOG_CAPACITY, ChangeLog
 from overlay_master.encoding import Encoder, Snapshot
 from overlay_master.errors import NotReadyError
 from overlay_master.network import NetworkConfig, to_plain
+from overlay_master.publisher import Publisher
 from overlay_master.validation import parse_network
 
 Fault = Literal["no_quorum", "timeout"] | None
@@ -42,8 +43,7 @@ class FakeNode:
         self.self_address = "127.0.0.1:7001"
         self.peers: tuple[str, ...] = ()
         self.drift: list[str] = []
-        self.waiting = 0  # watchers parked in wait_revision_above (tests wait on this)
-        self._changed: asyncio.Event | None = None
+        self._publisher: Publisher | None = None  # the real one: watchers wake as on a replica
         if network is not None:
             result = self.apply(allocator.configure(to_plain(parse_network(network))))
             assert isinstance(result, allocator.Configured), result
@@ -51,10 +51,14 @@ class FakeNode:
     def apply(self, command: dict[str, Any]) -> Result:
         """What a committed log entry does on a replica: apply, record the change, wake."""
         result = self.state.apply(command)
-        if self.changes.applied(self.state.revision, result) and self._changed is not None:
-            self._changed.set()
-            self._changed = asyncio.Event()
+        if self.changes.applied(self.state.revision, result) and self._publisher is not None:
+            self._publisher.publish(self.state.revision)
         return result
+
+    @property
+    def waiting(self) -> int:
+        """Watchers parked in ``wait_revision_above`` (tests wait on this)."""
+        return 0 if self._publisher is None else self._publisher.parked
 
     # -- Replica ----------------------------------------------------------------------------------
 
@@ -67,7 +71,7 @@ class FakeNode:
         return self.state.network
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._changed = asyncio.Event()
+        self._publisher = Publisher(loop, self.state.revision)
 
     async def submit(self, command: dict[str, Any], timeout: float) -> Result:
         await self._through_the_log(timeout)
@@ -86,19 +90,8 @@ class FakeNode:
             raise NotReadyError(f"no answer from the Raft log within {timeout:g} s")
 
     async def wait_revision_above(self, since: int, timeout: float) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        self.waiting += 1
-        try:
-            while self.state.revision <= since:
-                remaining = deadline - loop.time()
-                event = self._changed
-                if remaining <= 0 or event is None:
-                    return
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), remaining)
-        finally:
-            self.waiting -= 1
+        if self._publisher is not None:
+            await self._publisher.wait_above(since, timeout)
 
     def snapshot(self) -> Snapshot:
         state = self.state
