@@ -79,7 +79,9 @@ class Node:
         self.changes = ChangeLog()
         self.encoding = Encoder(self.changes)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._publisher: Publisher | None = None  # wakes parked watchers (event-loop side)
+        self._publisher: Publisher[Snapshot] | None = (
+            None  # wakes parked watchers (event-loop side)
+        )
         self._seen_revision = -1
         self.admitted = False  # set by serve once the log holds networks and drift is known
         self.drift: list[str] = []  # how the config file differs from the log (serve sets it)
@@ -144,7 +146,7 @@ class Node:
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Called from the event loop at start-up: from now on watchers are woken."""
         self._loop = loop
-        self._publisher = Publisher(loop, self.revision)
+        self._publisher = Publisher(loop, self.revision, self.snapshot)
         self._poller = loop.create_task(self._poll_revision())
 
     def close(self) -> None:
@@ -285,6 +287,13 @@ class Node:
             await self._publisher.wait_above(since, timeout)
 
     # -- reads ------------------------------------------------------------------------------------
+
+    def watch_snapshot(self, since: int) -> Snapshot:
+        """What a watch at ``since`` is answered from: the published snapshot (publisher.py),
+        or the live one when the client is ahead of it."""
+        if self._publisher is None:
+            return self.snapshot()
+        return self._publisher.answer_from(since, self.snapshot)
 
     @property
     def revision(self) -> int:

@@ -20,6 +20,10 @@ Design notes
   was not parked when the revision was published). One that heard of a newer, unpublished
   revision elsewhere (a write's answer, another replica) parks until the next publication,
   which is already due: every applied entry asks for one.
+* What is published is what watchers are answered from: ``capture`` (the replica's snapshot of
+  the moment) is called at each publication, and answers use that snapshot, so a full state or
+  a delta is encoded once per publication, not once per applied entry (in a storm, each new
+  agent's first read of the full state would otherwise encode and compress 5 MB per entry).
 * Event-loop side only: the tick thread hands revisions over with ``call_soon_threadsafe``.
 """
 
@@ -27,14 +31,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
 
 PAUSE_SHARE = 0.5
 MAX_PAUSE = 1.0
 
 
-class Publisher:
-    def __init__(self, loop: asyncio.AbstractEventLoop, revision: int) -> None:
+class Revisioned(Protocol):
+    @property
+    def revision(self) -> int: ...
+
+
+S = TypeVar("S", bound=Revisioned)
+
+
+class Publisher(Generic[S]):
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        revision: int,
+        capture: Callable[[], S] | None = None,
+    ) -> None:
         self.loop = loop
+        self.capture = capture  # takes what is published (a snapshot)
+        self.captured: S | None = None
         self.published = revision
         self.parked = 0  # watchers waiting now
         self._wanted = revision  # the newest revision asked to be published
@@ -63,7 +84,12 @@ class Publisher:
 
     def _fire(self) -> None:
         self._timer = None
-        self.published = self._wanted
+        if self.capture is None:
+            self.published = self._wanted
+        else:
+            self.captured = self.capture()
+            self.published = self.captured.revision
+        self._wanted = max(self._wanted, self.published)
         self._generation += 1
         self._fanout = self.parked
         self._fired_at = self._ready_at = self.loop.time()
@@ -78,6 +104,14 @@ class Publisher:
             now = self.loop.time()
             self._ready_at = now + min(MAX_PAUSE, (now - self._fired_at) * PAUSE_SHARE)
             self._schedule()
+
+    def answer_from(self, since: int, live: Callable[[], S]) -> S:
+        """What a watch at ``since`` is answered from: the published snapshot, or the live one
+        (``live()``) when the client is ahead of it."""
+        captured = self.captured
+        if captured is not None and captured.revision >= since:
+            return captured
+        return live()
 
     async def wait_above(self, since: int, timeout: float) -> None:
         """Return once the published revision is above ``since``, or after ``timeout``."""

@@ -59,6 +59,9 @@ class Replica(Protocol):
     def snapshot(self) -> Snapshot:
         """The state as of now (a consistent copy)."""
 
+    def watch_snapshot(self, since: int) -> Snapshot:
+        """What a watch at ``since`` is answered from (the revision published to watchers)."""
+
     def record(self, ip: str) -> tuple[NetworkConfig | None, AgentRecord | None]:
         """The network config and one agent's record, read together."""
 

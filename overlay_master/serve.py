@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("overlay_master")
 EXIT_REFUSED = 2
+LISTEN_BACKLOG = 16384  # the kernel caps it at net.core.somaxconn (4096 by default)
 CATCH_UP_TIMEOUT = 15.0
 ENV_PREFIX = "OVERLAY_MASTER_"
 
@@ -241,6 +242,7 @@ def _serve(
         workers=1,
         http="httptools",  # C parser: a fraction of h11's cost per request (bench/findings.md)
         loop="uvloop",
+        backlog=LISTEN_BACKLOG,
     )
     server = uvicorn.Server(config)
     log.info("replica %s serving HTTP on %s", node.raft.self_address, sock.getsockname())
@@ -260,7 +262,7 @@ def _bind_http(address: str) -> socket.socket:
     except OSError as e:
         sock.close()
         raise BindError(f"cannot bind the HTTP address {address}: {e.strerror}") from e
-    sock.listen(2048)
+    sock.listen(LISTEN_BACKLOG)
     sock.set_inheritable(True)
     return sock
 

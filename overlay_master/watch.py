@@ -96,7 +96,7 @@ class WatchFastPath:
                 return _error(503, "unavailable", f"{e}. Retry here or on another replica.")
         if self.node.revision >= since:
             await self.node.wait_revision_above(since, timeout)
-        snap = self.node.snapshot()
+        snap = self.node.watch_snapshot(since)
         if snap.network is None:
             return _error(503, "not_configured", "no network config committed yet")
         if snap.revision < since:

@@ -43,7 +43,9 @@ class FakeNode:
         self.self_address = "127.0.0.1:7001"
         self.peers: tuple[str, ...] = ()
         self.drift: list[str] = []
-        self._publisher: Publisher | None = None  # the real one: watchers wake as on a replica
+        self._publisher: Publisher[Snapshot] | None = (
+            None  # the real one: watchers wake as on a replica
+        )
         if network is not None:
             result = self.apply(allocator.configure(to_plain(parse_network(network))))
             assert isinstance(result, allocator.Configured), result
@@ -71,7 +73,12 @@ class FakeNode:
         return self.state.network
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._publisher = Publisher(loop, self.state.revision)
+        self._publisher = Publisher(loop, self.state.revision, self.snapshot)
+
+    def watch_snapshot(self, since: int) -> Snapshot:
+        if self._publisher is None:
+            return self.snapshot()
+        return self._publisher.answer_from(since, self.snapshot)
 
     async def submit(self, command: dict[str, Any], timeout: float) -> Result:
         await self._through_the_log(timeout)

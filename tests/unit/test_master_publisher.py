@@ -91,3 +91,24 @@ def test_a_revision_heard_of_elsewhere_is_served_by_the_publication_already_due(
         assert publisher.published == 7
 
     asyncio.run(main())
+
+
+class Snap:
+    def __init__(self, revision: int) -> None:
+        self.revision = revision
+
+
+def test_answers_come_from_the_published_snapshot_unless_the_client_is_ahead() -> None:
+    async def main() -> None:
+        live = Snap(5)
+        publisher: Publisher[Snap] = Publisher(asyncio.get_running_loop(), 5, lambda: live)
+        assert publisher.answer_from(0, lambda: live) is live  # nothing published yet
+        publisher.publish(6)
+        published = publisher.captured
+        assert published is live and publisher.published == 5  # the capture names the revision
+        live = Snap(9)
+        assert publisher.answer_from(0, lambda: live) is published
+        assert publisher.answer_from(5, lambda: live) is published
+        assert publisher.answer_from(7, lambda: live) is live  # heard of 7 elsewhere
+
+    asyncio.run(main())
