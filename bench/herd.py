@@ -120,16 +120,18 @@ class Agent:
         while True:
             if method == "POST":
                 self.attempts += 1
+            stage = "connect"
             try:
                 if self.conn is None or self.conn.transport is None:
                     self.conn = await asyncio.wait_for(
                         connect(self.herd.targets[self.current]), CONNECT_TIMEOUT
                     )
+                stage = method
                 answer = await asyncio.wait_for(
                     self.conn.request(method, path, body, self.herd.headers), timeout
                 )
             except (OSError, wire.WireError, TimeoutError) as e:
-                await self.failed(type(e).__name__, None)
+                await self.failed(f"{stage} {type(e).__name__}", None)
                 continue
             if answer.status < 500:
                 self.backoff.reset()
