@@ -19,7 +19,8 @@ import uvicorn
 from overlay_agent.api import create_app
 from overlay_agent.client import MasterClient
 from overlay_agent.desired import AgentOptions
-from overlay_agent.docker import DEFAULT_SOCKET, Docker
+from overlay_agent.docker import DEFAULT_SOCKET
+from overlay_agent.docker_engine import Docker
 from overlay_agent.errors import AgentError, ConfigError
 from overlay_agent.firewall import Firewall
 from overlay_agent.loop import AgentLoop

@@ -1,6 +1,6 @@
 """The three edges a reconcile pass drives, as Protocols: the kernel (``netlink.Kernel``), the
 agent's nftables table (``firewall.Firewall``: egress NAT and isolation) and the Docker Engine
-(``docker.Docker``).
+(``docker_engine.Docker``).
 
 ``Reconciler`` (and so ``AgentLoop``) depends on these, not on the concrete classes, so a test can
 drive them with in-memory fakes (tests/fakes/) while the real edges stay in the netns tests.

@@ -18,7 +18,8 @@ from typing import Any
 
 import httpx
 
-from overlay_agent.docker import BRIDGE_NAME, Docker
+from overlay_agent.docker import BRIDGE_NAME
+from overlay_agent.docker_engine import Docker
 from tests.fakes.namespace import Namespace
 
 HOST = "unix:///fake/docker.sock"

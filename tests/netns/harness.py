@@ -14,7 +14,7 @@ from typing import Any
 
 from overlay_agent.cluster import ClusterState
 from overlay_agent.desired import AgentOptions
-from overlay_agent.docker import Docker
+from overlay_agent.docker_engine import Docker
 from overlay_agent.firewall import Firewall
 from overlay_agent.netlink import Kernel
 from overlay_agent.reconciler import Outcome, Reconciler, Settings

@@ -17,7 +17,6 @@ from overlay_agent.docker import (
     LABEL,
     MASQUERADE,
     MTU,
-    Docker,
     DockerNetwork,
     DockerOutcome,
     NetworkSpec,
@@ -27,6 +26,7 @@ from overlay_agent.docker import (
     parse,
     specs,
 )
+from overlay_agent.docker_engine import Docker
 from overlay_agent.errors import ConfigError
 from overlay_agent.observed import ObservedLink, ObservedNet
 from overlay_agent.plan import DeleteLink, plan

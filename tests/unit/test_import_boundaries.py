@@ -37,6 +37,7 @@ PURE = {
     "overlay_agent.addresses",
     "overlay_agent.cluster",
     "overlay_agent.desired",
+    "overlay_agent.docker",
     "overlay_agent.errors",
     "overlay_agent.isolation",
     "overlay_agent.kernel_objects",
