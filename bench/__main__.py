@@ -14,7 +14,6 @@ import datetime
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -69,13 +68,7 @@ def run_agent(stem: str, quick: bool) -> list[Row]:
     """An agent benchmark in a fresh interpreter: ``import pysyncobj`` (done by the master's
     benchmarks) patches pickle's loader, which breaks pyroute2's namespace-helper replies."""
     argv = [sys.executable, "-c", AGENT_CALL, stem, "quick" if quick else "full"]
-    proc = processes.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        out, err = proc.communicate(timeout=900)
-    finally:
-        processes.stop(proc)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{stem} exited {proc.returncode}: {err.decode()[-1500:]}")
+    out = processes.output(argv, 900, stem)
     return [Row.from_any(r) for r in json.loads(out.decode().strip().splitlines()[-1])]
 
 

@@ -36,7 +36,7 @@ from fastapi.responses import Response
 
 from bench import processes
 from overlay_master.http_edge import ApiSettings
-from overlay_master.serve import _bind_http
+from overlay_master.serve import _bind_http, http_config
 from overlay_master.watch import WatchFastPath
 from overlay_wire.contract import JSON, REVISION_HEADER
 from tests.harness.cluster import free_ports
@@ -118,16 +118,7 @@ def main() -> None:
     delta = Path(args.delta).read_bytes() if args.delta else body
     pages = Path(args.delta_containers).read_bytes() if args.delta_containers else delta
     app = create_app(body, delta, pages)
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        workers=1,
-        http="httptools",
-        loop="uvloop",
-    )
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(http_config(app)).run(sockets=[sock])
 
 
 def launch(

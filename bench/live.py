@@ -26,7 +26,6 @@ of each change, pre-encoded; rounds alternate between the floors and the master.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -198,14 +197,7 @@ def changes(ctx: Context, live: Live, started: list[Any]) -> list[Row]:
 def agent_pass(state: Path, delta: Path, ip: str, runs: int) -> list[dict[str, Any]]:
     """``bench.network_pass`` in a fresh interpreter (see its docstring)."""
     spec = json.dumps({"state": str(state), "delta": str(delta), "ip": ip, "runs": runs})
-    argv = [sys.executable, "-m", "bench.network_pass", spec]
-    proc = processes.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        out, err = proc.communicate(timeout=300)
-    finally:
-        processes.stop(proc)
-    if proc.returncode != 0:
-        raise RuntimeError(f"network_pass exited {proc.returncode}: {err.decode()[-1500:]}")
+    out = processes.output([sys.executable, "-m", "bench.network_pass", spec], 300, "network_pass")
     runs_done: list[dict[str, Any]] = json.loads(out)["runs"]
     return runs_done
 

@@ -57,6 +57,19 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
     _children.pop(proc.pid, None)
 
 
+def output(argv: Sequence[str], timeout: float, what: str) -> bytes:
+    """Run a child to its end and return its stdout; its exit status and stderr's tail in the
+    error if it fails. Ended by PID whatever happens."""
+    proc = spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        stop(proc)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} exited {proc.returncode}: {err.decode()[-1500:]}")
+    return bytes(out)
+
+
 def stop_all() -> None:
     for proc in list(_children.values()):
         stop(proc)

@@ -234,7 +234,15 @@ def _serve(
     from overlay_master.api import create_app
 
     app = create_app(node, settings, on_startup=on_startup)
-    config = uvicorn.Config(
+    server = uvicorn.Server(http_config(app))
+    log.info("replica %s serving HTTP on %s", node.raft.self_address, sock.getsockname())
+    server.run(sockets=[sock])
+    return outcome.code
+
+
+def http_config(app: Any) -> uvicorn.Config:
+    """The web server's set-up (the benchmarks' floor uses the same)."""
+    return uvicorn.Config(
         app,
         log_level="warning",
         access_log=False,
@@ -244,10 +252,6 @@ def _serve(
         loop="uvloop",
         backlog=LISTEN_BACKLOG,
     )
-    server = uvicorn.Server(config)
-    log.info("replica %s serving HTTP on %s", node.raft.self_address, sock.getsockname())
-    server.run(sockets=[sock])
-    return outcome.code
 
 
 def _bind_http(address: str) -> socket.socket:
