@@ -29,7 +29,8 @@ from typing import Any
 from bench.stats import median
 from tests import statedoc
 from tests.netns.harness import LocalAgent, local_agent
-from tests.netns.topology import Bed, Container, add_container, ping_check, sh, wait_for
+from tests.netns.topology import Bed, Container, add_container, ping_check, sh
+from tests.waiting import wait_until
 
 TARGET = 0.8
 UNDERLAY6 = "fd02::{k}"  # the underlay veths' IPv6 addresses, agent k: fd02::11, fd02::12
@@ -69,7 +70,7 @@ def iperf(
     ]
     try:
         for port in ports:  # one-shot servers: start the clients only once each one listens
-            wait_for(f"iperf3 listening on {port}", partial(listening, server_ns, port))
+            wait_until(f"iperf3 listening on {port}", partial(listening, server_ns, port))
         clients = [
             subprocess.Popen(
                 [
@@ -148,7 +149,7 @@ def build(bed: Bed) -> Bench:
     c2 = add_container(bed, agents[1].ns, agents[1].conf(), "c2")
     assert c2.ip and c2.ip6, (c1.error, c2.error)
     for address in (c2.ip, c2.ip6):
-        wait_for(f"c1 -> {address}", ping_check(c1.ns, address), timeout=10)
+        wait_until(f"c1 -> {address}", ping_check(c1.ns, address), timeout=10)
     return Bench(bed, agents, c1, c2)
 
 
