@@ -275,11 +275,19 @@ async def one_round(system: System, plan: dict[str, Any]) -> dict[str, Any]:
     changes, pids = system.changes, system.pids
     watchers = system.watchers
     settled = await changes.settle_step(plan)
-    await wait_for(
-        lambda: all(w.since >= settled and w.parked.is_set() for w in watchers),
-        60,
-        "watchers parked after the settling step",
-    )
+
+    def short() -> list[Any]:
+        return [w for w in watchers if not (w.since >= settled and w.parked.is_set())]
+
+    try:
+        await wait_for(lambda: not short(), 60, "watchers parked after the settling step")
+    except TimeoutError as e:
+        behind = short()
+        seen = sorted({(w.since, w.parked.is_set(), w.error) for w in behind}, key=str)[:5]
+        raise TimeoutError(
+            f"{e}: {len(behind)} of {len(watchers)} short of revision {settled} "
+            f"((since, parked, error): {seen})"
+        ) from None
     await asyncio.sleep(0.3)  # the parked requests reach the replicas
     group = plan.get("measure", "agents")
     measured, tracker = system.groups[group], system.trackers[group]
